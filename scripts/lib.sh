@@ -1,0 +1,63 @@
+# Shared helpers for the scripts in this folder (sourced, not run).
+# Everything here targets loopback only and a Debian-like machine with apt.
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+STACK_DIR="${CATALOGAI_STACK_DIR:-$ROOT/.stack}"
+# Tools built from source are kept outside the work tree so a fresh clone on the
+# same machine reuses them; a new machine simply builds them again.
+TOOLS_DIR="${CATALOGAI_TOOLS_DIR:-$HOME/.cache/catalogai}"
+
+PG_VERSION=15
+PG_PORT="${CATALOGAI_PG_PORT:-5432}"
+DB_NAME="${CATALOGAI_DB_NAME:-catalogai}"
+REST_PORT="${CATALOGAI_REST_PORT:-54330}"
+GEMINI_PORT="${CATALOGAI_GEMINI_PORT:-54340}"
+POSTRUST_VERSION=3.1.0
+POSTRUST_BIN="$TOOLS_DIR/postrust-$POSTRUST_VERSION/bin/postrust"
+
+log() { printf '[catalogai] %s\n' "$*" >&2; }
+die() { printf '[catalogai] error: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+as_postgres() {
+  if [ "$(id -u)" -eq 0 ]; then su postgres -c "$(printf '%q ' "$@")"; else sudo -u postgres "$@"; fi
+}
+
+# Runs apt-get update at most once per script run.
+APT_UPDATED=0
+apt_install() {
+  if [ "$APT_UPDATED" -eq 0 ]; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    APT_UPDATED=1
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
+
+# base64url without padding, as JWTs use.
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+
+# mint_jwt SECRET CLAIMS_JSON: an HS256 token, as Supabase signs with a legacy JWT secret.
+mint_jwt() {
+  local header payload signature
+  header=$(printf '{"alg":"HS256","typ":"JWT"}' | b64url)
+  payload=$(printf '%s' "$2" | b64url)
+  signature=$(printf '%s.%s' "$header" "$payload" | openssl dgst -sha256 -hmac "$1" -binary | b64url)
+  printf '%s.%s.%s\n' "$header" "$payload" "$signature"
+}
+
+# wait_for DESCRIPTION SECONDS COMMAND...: polls COMMAND until it succeeds.
+wait_for() {
+  local what="$1" seconds="$2"; shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || die "$what did not become ready within ${seconds}s"
+    sleep 0.2
+  done
+}
+
+pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }

@@ -1,0 +1,92 @@
+//! What can go wrong when calling PostgREST, parsed from its error body
+//! `{"code", "message", "details", "hint"}`.
+
+use serde::Deserialize;
+
+/// A failed PostgREST call.
+#[derive(Debug, thiserror::Error)]
+pub enum SupabaseError {
+    /// The request did not complete: connection refused or reset, timeout.
+    #[error("PostgREST unreachable: {message}")]
+    Transport {
+        /// What the HTTP client reported.
+        message: String,
+        /// Whether the attempt timed out.
+        timed_out: bool,
+    },
+    /// PostgREST answered with a non-2xx status.
+    #[error("PostgREST answered {status} ({code}): {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// PostgREST or PostgreSQL error code, such as `42501` or `PGRST301`.
+        code: String,
+        /// PostgREST's message.
+        message: String,
+        /// PostgREST's details, when given.
+        details: Option<String>,
+        /// PostgREST's hint, when given.
+        hint: Option<String>,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    details: Option<String>,
+    #[serde(default)]
+    hint: Option<String>,
+}
+
+impl SupabaseError {
+    pub(super) fn transport(timed_out: bool, error: &dyn std::fmt::Display) -> Self {
+        Self::Transport {
+            message: error.to_string(),
+            timed_out,
+        }
+    }
+
+    pub(super) fn from_response(status: u16, body: &str) -> Self {
+        let parsed = serde_json::from_str::<ErrorBody>(body).ok();
+        let parsed = parsed.unwrap_or(ErrorBody {
+            code: None,
+            message: Some(body.chars().take(200).collect()),
+            details: None,
+            hint: None,
+        });
+        Self::Api {
+            status,
+            code: parsed.code.unwrap_or_default(),
+            message: parsed.message.unwrap_or_default(),
+            details: parsed.details,
+            hint: parsed.hint,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgrest_error_bodies_are_parsed() {
+        let body = r#"{"code":"42501","message":"new row violates row-level security policy","details":null,"hint":null}"#;
+        match SupabaseError::from_response(403, body) {
+            SupabaseError::Api {
+                status,
+                code,
+                message,
+                ..
+            } => {
+                assert_eq!(status, 403);
+                assert_eq!(code, "42501");
+                assert!(message.contains("row-level security"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

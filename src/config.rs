@@ -1,0 +1,581 @@
+//! Settings: read once at start-up from the environment (and a `.env` file, which
+//! `main` loads first), validated as a whole, then passed down as typed values.
+//!
+//! The environment names are the original service's (`SUPABASE_URL`,
+//! `GEMINI_API_KEY`, `CIRCUIT_BREAKER_FAIL_MAX`, ...) plus the port's additions;
+//! `.env.example` documents every one. Validation collects every problem before
+//! failing, so one start-up attempt names all bad settings at once. Secret
+//! values are held in [`Secret`], whose `Debug` output is redacted, and never
+//! appear in error messages.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::HeaderValue;
+use reqwest::Url;
+
+/// Everything the service needs to run, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Deployment flavour; decides the log format.
+    pub app_env: AppEnv,
+    /// The HTTP server's own settings.
+    pub server: ServerSettings,
+    /// Supabase (PostgREST) connection settings.
+    pub supabase: SupabaseSettings,
+    /// Gemini API settings.
+    pub gemini: GeminiSettings,
+    /// Limits on batch enrichment.
+    pub batch: BatchSettings,
+    /// Retry and circuit-breaker policy for outbound calls.
+    pub resilience: ResilienceSettings,
+}
+
+/// `APP_ENV`: `development` gives readable logs, `production` JSON logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    /// Human-readable logs.
+    Development,
+    /// One JSON object per log line, for log shippers.
+    Production,
+}
+
+/// Settings of the HTTP server itself.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Address to bind (`HOST`).
+    pub host: IpAddr,
+    /// Port to bind (`PORT`); 0 picks a free port.
+    pub port: u16,
+    /// Origins allowed by CORS (`CORS_ORIGINS`).
+    pub cors_origins: CorsOrigins,
+    /// Largest accepted request body in bytes (`MAX_BODY_BYTES`).
+    pub max_body_bytes: usize,
+    /// Deadline for handling one request, all outbound calls included (`REQUEST_TIMEOUT_SECONDS`).
+    pub request_timeout: Duration,
+    /// How long in-flight requests may run after a shutdown signal (`SHUTDOWN_GRACE_SECONDS`).
+    pub shutdown_grace: Duration,
+}
+
+/// Which browser origins may call the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// `*`: any origin.
+    Any,
+    /// An explicit list of origins such as `https://app.example.com`.
+    List(Vec<HeaderValue>),
+}
+
+/// Supabase connection settings.
+#[derive(Debug, Clone)]
+pub struct SupabaseSettings {
+    /// The project URL (`SUPABASE_URL`).
+    pub url: Url,
+    /// The PostgREST base URL: `POSTGREST_URL`, or `SUPABASE_URL` + `/rest/v1`.
+    pub rest_url: Url,
+    /// The anon (public) key (`SUPABASE_KEY`), sent as `apikey` on user-scoped calls.
+    pub anon_key: Secret,
+    /// The service-role key (`SUPABASE_SERVICE_ROLE_KEY`); bypasses row-level security.
+    pub service_role_key: Secret,
+    /// The project's JWT secret (`SUPABASE_JWT_SECRET`), to verify access tokens locally.
+    pub jwt_secret: Secret,
+    /// Timeout of one PostgREST call (`SUPABASE_TIMEOUT_SECONDS`).
+    pub timeout: Duration,
+}
+
+/// Gemini API settings.
+#[derive(Debug, Clone)]
+pub struct GeminiSettings {
+    /// API key (`GEMINI_API_KEY`), sent in the `x-goog-api-key` header.
+    pub api_key: Secret,
+    /// API root (`GEMINI_BASE_URL`), without the version segment.
+    pub base_url: Url,
+    /// Model for structured enrichment (`GEMINI_MODEL`).
+    pub model: String,
+    /// Model for embeddings (`EMBEDDING_MODEL`).
+    pub embedding_model: String,
+    /// Embedding size (`EMBEDDING_DIMENSION`); the database column is `vector(768)`.
+    pub embedding_dimension: u32,
+    /// Most Gemini calls in flight from this process at once (`GEMINI_MAX_CONCURRENCY`).
+    pub max_concurrency: usize,
+    /// Timeout of one Gemini call (`GEMINI_TIMEOUT_SECONDS`).
+    pub timeout: Duration,
+}
+
+/// Limits on batch enrichment.
+#[derive(Debug, Clone)]
+pub struct BatchSettings {
+    /// Most product names in one batch request (`MAX_BATCH_SIZE`).
+    pub max_batch_size: usize,
+    /// Most items of one batch enriched at once (`BATCH_CONCURRENCY`).
+    pub concurrency: usize,
+}
+
+/// Retry and circuit-breaker policy for calls to Gemini and Supabase.
+#[derive(Debug, Clone)]
+pub struct ResilienceSettings {
+    /// Consecutive failures that open a dependency's breaker (`CIRCUIT_BREAKER_FAIL_MAX`).
+    pub circuit_breaker_fail_max: u32,
+    /// How long an open breaker stays open (`CIRCUIT_BREAKER_TIMEOUT`, seconds).
+    pub circuit_breaker_timeout: Duration,
+    /// Attempts for connection errors, timeouts and 5xx (`RETRY_MAX_ATTEMPTS`).
+    pub retry_max_attempts: u32,
+    /// Attempts for rate-limited (429) calls (`RETRY_RATE_LIMIT_ATTEMPTS`).
+    pub retry_rate_limit_attempts: u32,
+}
+
+/// A secret setting. `Debug` never shows the value; read it with [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Arc<str>);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<Arc<str>>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret value, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Why the settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// One or more settings are missing or invalid; each entry names one.
+    #[error("invalid configuration (see .env.example):\n{}", format_problems(.0))]
+    Invalid(Vec<String>),
+    /// The environment could not be read at all.
+    #[error("could not read configuration: {0}")]
+    Source(#[from] config::ConfigError),
+}
+
+fn format_problems(problems: &[String]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl Settings {
+    /// Loads settings from the process environment.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming every missing or invalid setting.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::load(config::Environment::default())
+    }
+
+    /// Loads settings from the given variables only (tests, tools); the
+    /// process environment is not read.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming every missing or invalid setting.
+    pub fn from_vars<K: Into<String>, V: Into<String>>(
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        Self::load(config::Environment::default().source(Some(vars)))
+    }
+
+    fn load(source: config::Environment) -> Result<Self, ConfigError> {
+        let config = config::Config::builder()
+            .add_source(source.try_parsing(false))
+            .build()?;
+        let mut r = Reader {
+            config: &config,
+            problems: Vec::new(),
+        };
+
+        let app_env = r.parse_or("APP_ENV", AppEnv::Development);
+        let server = ServerSettings {
+            host: r.parse_or("HOST", IpAddr::from([127, 0, 0, 1])),
+            port: r.parse_or("PORT", 5000),
+            cors_origins: r.parse_or("CORS_ORIGINS", CorsOrigins::Any),
+            max_body_bytes: r.bounded("MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
+            request_timeout: r.seconds("REQUEST_TIMEOUT_SECONDS", 60, 1, 3600),
+            shutdown_grace: r.seconds("SHUTDOWN_GRACE_SECONDS", 30, 0, 3600),
+        };
+
+        let supabase_url = r.url("SUPABASE_URL");
+        let rest_url = match r.optional_url("POSTGREST_URL") {
+            Some(url) => Some(url),
+            None => supabase_url.as_ref().and_then(|url| r.rest_url_of(url)),
+        };
+        let anon_key = r.header_secret("SUPABASE_KEY");
+        let service_role_key = r.header_secret("SUPABASE_SERVICE_ROLE_KEY");
+        let jwt_secret = r.secret("SUPABASE_JWT_SECRET");
+        let supabase_timeout = r.seconds("SUPABASE_TIMEOUT_SECONDS", 10, 1, 300);
+
+        let gemini_api_key = r.header_secret("GEMINI_API_KEY");
+        let gemini_base_url = r.url_or(
+            "GEMINI_BASE_URL",
+            "https://generativelanguage.googleapis.com",
+        );
+        let model = r.model_name("GEMINI_MODEL", "gemini-3-flash-preview");
+        let embedding_model = r.model_name("EMBEDDING_MODEL", "gemini-embedding-001");
+        let embedding_dimension = r.bounded("EMBEDDING_DIMENSION", 768, 128, 3072);
+        let gemini_max_concurrency = r.bounded("GEMINI_MAX_CONCURRENCY", 32, 1, 10_000);
+        let gemini_timeout = r.seconds("GEMINI_TIMEOUT_SECONDS", 30, 1, 600);
+        let batch = BatchSettings {
+            max_batch_size: r.bounded("MAX_BATCH_SIZE", 20, 1, 10_000),
+            concurrency: r.bounded("BATCH_CONCURRENCY", 20, 1, 10_000),
+        };
+        let resilience = ResilienceSettings {
+            circuit_breaker_fail_max: r.bounded("CIRCUIT_BREAKER_FAIL_MAX", 5, 1, 1000),
+            circuit_breaker_timeout: r.seconds("CIRCUIT_BREAKER_TIMEOUT", 60, 1, 3600),
+            retry_max_attempts: r.bounded("RETRY_MAX_ATTEMPTS", 3, 1, 20),
+            retry_rate_limit_attempts: r.bounded("RETRY_RATE_LIMIT_ATTEMPTS", 5, 1, 20),
+        };
+
+        // Every `None` below has recorded a problem, so an empty list means all are `Some`.
+        let (
+            Some(url),
+            Some(rest_url),
+            Some(anon_key),
+            Some(service_role_key),
+            Some(jwt_secret),
+            Some(api_key),
+            Some(base_url),
+        ) = (
+            supabase_url,
+            rest_url,
+            anon_key,
+            service_role_key,
+            jwt_secret,
+            gemini_api_key,
+            gemini_base_url,
+        )
+        else {
+            return Err(ConfigError::Invalid(r.problems));
+        };
+        if !r.problems.is_empty() {
+            return Err(ConfigError::Invalid(r.problems));
+        }
+        Ok(Settings {
+            app_env,
+            server,
+            supabase: SupabaseSettings {
+                url,
+                rest_url,
+                anon_key,
+                service_role_key,
+                jwt_secret,
+                timeout: supabase_timeout,
+            },
+            gemini: GeminiSettings {
+                api_key,
+                base_url,
+                model,
+                embedding_model,
+                embedding_dimension,
+                max_concurrency: gemini_max_concurrency,
+                timeout: gemini_timeout,
+            },
+            batch,
+            resilience,
+        })
+    }
+}
+
+/// Reads raw values and records a problem for each one that is missing or invalid.
+struct Reader<'a> {
+    config: &'a config::Config,
+    problems: Vec<String>,
+}
+
+impl Reader<'_> {
+    /// The trimmed value of a setting; empty counts as unset, as in `.env.example` copies.
+    fn raw(&self, name: &str) -> Option<String> {
+        self.config
+            .get_string(&name.to_ascii_lowercase())
+            .ok()
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn parse_or<T: FromStr>(&mut self, name: &str, default: T) -> T
+    where
+        T::Err: fmt::Display,
+    {
+        match self.raw(name) {
+            None => default,
+            Some(value) => match value.parse() {
+                Ok(parsed) => parsed,
+                Err(e) => {
+                    self.problems
+                        .push(format!("{name}: `{value}` is invalid: {e}"));
+                    default
+                }
+            },
+        }
+    }
+
+    fn bounded<T>(&mut self, name: &str, default: T, min: T, max: T) -> T
+    where
+        T: FromStr + PartialOrd + fmt::Display + Copy,
+    {
+        let Some(value) = self.raw(name) else {
+            return default;
+        };
+        match value.parse::<T>() {
+            Ok(n) if n >= min && n <= max => n,
+            _ => {
+                self.problems.push(format!(
+                    "{name}: `{value}` is not a whole number between {min} and {max}"
+                ));
+                default
+            }
+        }
+    }
+
+    fn seconds(&mut self, name: &str, default: u64, min: u64, max: u64) -> Duration {
+        Duration::from_secs(self.bounded(name, default, min, max))
+    }
+
+    fn secret(&mut self, name: &str) -> Option<Secret> {
+        let value = self.raw(name);
+        if value.is_none() {
+            self.problems.push(format!("{name}: required, not set"));
+        }
+        value.map(Secret::new)
+    }
+
+    /// A secret that is sent in an HTTP header, so it must be a valid header value.
+    fn header_secret(&mut self, name: &str) -> Option<Secret> {
+        let secret = self.secret(name)?;
+        if HeaderValue::from_str(&format!("Bearer {}", secret.expose())).is_err() {
+            // The value itself is never echoed: it is a secret.
+            self.problems.push(format!(
+                "{name}: contains characters that cannot be sent in an HTTP header"
+            ));
+            return None;
+        }
+        Some(secret)
+    }
+
+    /// Supabase serves PostgREST under `/rest/v1` of the project URL.
+    fn rest_url_of(&mut self, project: &Url) -> Option<Url> {
+        let base = project.as_str().trim_end_matches('/');
+        self.check_url("SUPABASE_URL", &format!("{base}/rest/v1"))
+    }
+
+    fn url(&mut self, name: &str) -> Option<Url> {
+        match self.raw(name) {
+            None => {
+                self.problems.push(format!("{name}: required, not set"));
+                None
+            }
+            Some(value) => self.check_url(name, &value),
+        }
+    }
+
+    fn optional_url(&mut self, name: &str) -> Option<Url> {
+        let value = self.raw(name)?;
+        self.check_url(name, &value)
+    }
+
+    fn url_or(&mut self, name: &str, default: &str) -> Option<Url> {
+        let value = self.raw(name).unwrap_or_else(|| default.to_owned());
+        self.check_url(name, &value)
+    }
+
+    fn check_url(&mut self, name: &str, value: &str) -> Option<Url> {
+        match Url::parse(value) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                Some(url)
+            }
+            _ => {
+                self.problems
+                    .push(format!("{name}: `{value}` is not an http(s) URL"));
+                None
+            }
+        }
+    }
+
+    /// A Gemini model id: it becomes a URL path segment, so keep it to safe characters.
+    fn model_name(&mut self, name: &str, default: &str) -> String {
+        let value = self.raw(name).unwrap_or_else(|| default.to_owned());
+        let value = value.strip_prefix("models/").unwrap_or(&value).to_owned();
+        let valid = value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+        if !valid {
+            self.problems.push(format!(
+                "{name}: `{value}` is not a model id (letters, digits, `-`, `.`, `_`)"
+            ));
+        }
+        value
+    }
+}
+
+impl FromStr for AppEnv {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "development" | "dev" | "local" => Ok(Self::Development),
+            "production" | "prod" => Ok(Self::Production),
+            _ => Err("expected `development` or `production`".to_owned()),
+        }
+    }
+}
+
+impl FromStr for CorsOrigins {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim() == "*" {
+            return Ok(Self::Any);
+        }
+        let origins = s
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(|origin| {
+                let url = Url::parse(origin).map_err(|_| format!("`{origin}` is not an origin"))?;
+                let is_origin = matches!(url.scheme(), "http" | "https")
+                    && url.host().is_some()
+                    && url.path() == "/"
+                    && !origin.ends_with('/');
+                if !is_origin {
+                    return Err(format!(
+                        "`{origin}` is not an origin like https://app.example.com"
+                    ));
+                }
+                HeaderValue::from_str(origin).map_err(|_| format!("`{origin}` is not an origin"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if origins.is_empty() {
+            return Err("expected `*` or a comma-separated list of origins".to_owned());
+        }
+        Ok(Self::List(origins))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("SUPABASE_URL", "https://project.supabase.co"),
+            ("SUPABASE_KEY", "anon-key"),
+            ("SUPABASE_SERVICE_ROLE_KEY", "service-key"),
+            ("SUPABASE_JWT_SECRET", "jwt-secret"),
+            ("GEMINI_API_KEY", "gemini-key"),
+        ]
+    }
+
+    #[test]
+    fn defaults_match_the_original_service() {
+        let s = Settings::from_vars(minimal()).unwrap();
+        assert_eq!(s.server.port, 5000);
+        assert_eq!(s.server.cors_origins, CorsOrigins::Any);
+        assert_eq!(s.gemini.model, "gemini-3-flash-preview");
+        assert_eq!(s.gemini.embedding_model, "gemini-embedding-001");
+        assert_eq!(s.gemini.embedding_dimension, 768);
+        assert_eq!(s.batch.max_batch_size, 20);
+        assert_eq!(s.resilience.circuit_breaker_fail_max, 5);
+        assert_eq!(
+            s.resilience.circuit_breaker_timeout,
+            Duration::from_secs(60)
+        );
+        assert_eq!(s.resilience.retry_max_attempts, 3);
+        assert_eq!(s.resilience.retry_rate_limit_attempts, 5);
+        assert_eq!(
+            s.supabase.rest_url.as_str(),
+            "https://project.supabase.co/rest/v1"
+        );
+    }
+
+    #[test]
+    fn postgrest_url_overrides_the_supabase_default() {
+        let mut vars = minimal();
+        vars.push(("POSTGREST_URL", "http://127.0.0.1:3000/api"));
+        let s = Settings::from_vars(vars).unwrap();
+        assert_eq!(s.supabase.rest_url.as_str(), "http://127.0.0.1:3000/api");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let vars = [("PORT", "seventy"), ("EMBEDDING_DIMENSION", "5000")];
+        let err = Settings::from_vars(vars).unwrap_err().to_string();
+        for name in [
+            "SUPABASE_URL",
+            "SUPABASE_KEY",
+            "SUPABASE_SERVICE_ROLE_KEY",
+            "SUPABASE_JWT_SECRET",
+            "GEMINI_API_KEY",
+            "PORT",
+            "EMBEDDING_DIMENSION",
+        ] {
+            assert!(err.contains(name), "{name} missing from: {err}");
+        }
+    }
+
+    #[test]
+    fn secrets_never_appear_in_debug_output_or_errors() {
+        let mut vars = minimal();
+        vars.retain(|(k, _)| *k != "GEMINI_API_KEY");
+        vars.push(("GEMINI_API_KEY", "top-secret\nvalue"));
+        let err = Settings::from_vars(vars).unwrap_err().to_string();
+        assert!(!err.contains("top-secret"), "{err}");
+
+        let s = Settings::from_vars(minimal()).unwrap();
+        let debug = format!("{s:?}");
+        for secret in ["anon-key", "service-key", "jwt-secret", "gemini-key"] {
+            assert!(!debug.contains(secret), "{secret} leaked: {debug}");
+        }
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let mut vars = minimal();
+        vars.push(("PORT", ""));
+        assert_eq!(Settings::from_vars(vars).unwrap().server.port, 5000);
+    }
+
+    #[test]
+    fn cors_origins_parse_as_a_list_and_reject_paths() {
+        assert_eq!(
+            "https://a.example, http://localhost:3000"
+                .parse::<CorsOrigins>()
+                .unwrap(),
+            CorsOrigins::List(vec![
+                HeaderValue::from_static("https://a.example"),
+                HeaderValue::from_static("http://localhost:3000"),
+            ])
+        );
+        assert!("https://a.example/app".parse::<CorsOrigins>().is_err());
+        assert!("ftp://a.example".parse::<CorsOrigins>().is_err());
+    }
+
+    #[test]
+    fn model_ids_accept_the_models_prefix_and_reject_path_tricks() {
+        let mut vars = minimal();
+        vars.push(("GEMINI_MODEL", "models/gemini-2.5-flash"));
+        assert_eq!(
+            Settings::from_vars(vars).unwrap().gemini.model,
+            "gemini-2.5-flash"
+        );
+        let mut vars = minimal();
+        vars.push(("GEMINI_MODEL", "../admin"));
+        assert!(Settings::from_vars(vars).is_err());
+    }
+}

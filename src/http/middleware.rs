@@ -1,0 +1,94 @@
+//! Middleware of our own: request ids, the request deadline, and the error
+//! envelope for answers that did not come from a handler.
+
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::error::ApiError;
+
+/// Header carrying the request id, both ways.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Longest caller-supplied request id we keep; longer ones are replaced.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Gives every request an id (the caller's, when it is sane) and puts it on the answer.
+pub async fn request_id(mut request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .filter(|v| is_sane_request_id(v))
+        .cloned()
+        .unwrap_or_else(new_request_id);
+    request.headers_mut().insert(REQUEST_ID, id.clone());
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(REQUEST_ID, id);
+    response
+}
+
+/// Printable ASCII without spaces, bounded: safe to log and to echo back.
+fn is_sane_request_id(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= MAX_REQUEST_ID_LEN
+        && bytes.iter().all(|b| b.is_ascii_graphic())
+}
+
+fn new_request_id() -> HeaderValue {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("invalid-request-id"))
+}
+
+/// Ends a request that runs past `REQUEST_TIMEOUT_SECONDS` with 504, so no
+/// client waits forever whatever a dependency does.
+pub async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::GatewayTimeout(format!(
+            "request did not complete within {} s",
+            limit.as_secs()
+        ))
+        .into_response(),
+    }
+}
+
+/// Replaces bare error answers (from tower layers or axum itself) with the
+/// JSON envelope, keeping headers such as `Allow` and `Retry-After`.
+pub async fn error_envelope(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_error = status.is_client_error() || status.is_server_error();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if !is_error || is_json {
+        return response;
+    }
+    let mut enveloped = ApiError::from_status(status).into_response();
+    for name in [header::ALLOW, header::RETRY_AFTER] {
+        if let Some(value) = response.headers().get(&name) {
+            enveloped.headers_mut().insert(name, value.clone());
+        }
+    }
+    enveloped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_must_be_short_printable_ascii() {
+        assert!(is_sane_request_id(&HeaderValue::from_static("abc-123")));
+        assert!(!is_sane_request_id(&HeaderValue::from_static("")));
+        assert!(!is_sane_request_id(&HeaderValue::from_static("has space")));
+        let long = "x".repeat(MAX_REQUEST_ID_LEN + 1);
+        assert!(!is_sane_request_id(&HeaderValue::from_str(&long).unwrap()));
+    }
+}

@@ -1,0 +1,84 @@
+//! `GET /`, `GET /api/health` (liveness, for load balancers) and
+//! `GET /api/readiness` (dependencies, for orchestrators).
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+use crate::services::readiness::Checks;
+use crate::state::AppState;
+
+/// Routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(root))
+        .route("/api/health", get(health))
+        .route("/api/readiness", get(readiness))
+}
+
+/// Body of `GET /`.
+#[derive(Debug, Serialize)]
+pub struct RootResponse {
+    name: &'static str,
+    version: &'static str,
+    status: &'static str,
+}
+
+/// Body of `GET /api/health`.
+#[derive(Debug, Serialize)]
+pub struct HealthResponse {
+    status: &'static str,
+    uptime_seconds: u64,
+}
+
+/// Body of `GET /api/readiness`; `uptime_seconds` only when ready, as the original.
+#[derive(Debug, Serialize)]
+pub struct ReadinessResponse {
+    status: &'static str,
+    checks: Checks,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uptime_seconds: Option<u64>,
+}
+
+async fn root() -> Json<RootResponse> {
+    Json(RootResponse {
+        name: "CatalogAI API",
+        version: env!("CARGO_PKG_VERSION"),
+        status: "running",
+    })
+}
+
+async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
+    Json(HealthResponse {
+        status: "healthy",
+        uptime_seconds: state.uptime_seconds(),
+    })
+}
+
+async fn readiness(State(state): State<AppState>) -> Response {
+    let checks = state.readiness.checks().await;
+    let (status, body) = if checks.all_ok() {
+        let body = ReadinessResponse {
+            status: "ready",
+            checks,
+            uptime_seconds: Some(state.uptime_seconds()),
+        };
+        (StatusCode::OK, body)
+    } else {
+        let body = ReadinessResponse {
+            status: "not_ready",
+            checks,
+            uptime_seconds: None,
+        };
+        (StatusCode::SERVICE_UNAVAILABLE, body)
+    };
+    let mut response = (status, Json(body)).into_response();
+    // Probes must see the live answer, never a proxy's copy.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

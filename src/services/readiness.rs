@@ -1,0 +1,101 @@
+//! Readiness: whether this process can serve traffic now, judged by real calls
+//! to its dependencies: one `orgs` row read through PostgREST with the service
+//! key, and a one-model `models.list` on Gemini.
+//!
+//! Orchestrators probe every few seconds and several replicas probe at once,
+//! so a result is reused for [`CACHE_TTL`] and concurrent probes share one
+//! check. Each check is bounded by [`CHECK_TIMEOUT`] so a hanging dependency
+//! turns into "not ready" rather than a hanging probe.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex;
+
+use crate::clients::gemini::GeminiClient;
+use crate::clients::supabase::SupabaseClient;
+
+/// How long one check may take before it counts as failed.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a result is reused. Short enough that a dead dependency shows
+/// within a few seconds, long enough that probes cost nothing upstream.
+pub const CACHE_TTL: Duration = Duration::from_secs(2);
+
+/// The outcome of the dependency checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Checks {
+    /// PostgREST and the database behind it answered.
+    pub database: bool,
+    /// Gemini answered `models.list` with our key.
+    pub gemini_api: bool,
+}
+
+impl Checks {
+    /// Whether every dependency is usable.
+    pub fn all_ok(self) -> bool {
+        self.database && self.gemini_api
+    }
+}
+
+/// Runs and caches the readiness checks.
+#[derive(Debug)]
+pub struct ReadinessProbe {
+    supabase: SupabaseClient,
+    gemini: GeminiClient,
+    last: Mutex<Option<(Instant, Checks)>>,
+}
+
+impl ReadinessProbe {
+    /// A probe over the given clients.
+    pub fn new(supabase: SupabaseClient, gemini: GeminiClient) -> Self {
+        Self {
+            supabase,
+            gemini,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// The current checks, from cache when fresh.
+    pub async fn checks(&self) -> Checks {
+        // Held across the checks on purpose: concurrent probes wait for one
+        // round of upstream calls instead of each making their own.
+        let mut last = self.last.lock().await;
+        if let Some((at, checks)) = *last {
+            if at.elapsed() < CACHE_TTL {
+                return checks;
+            }
+        }
+        let (database, gemini_api) = tokio::join!(self.check_database(), self.check_gemini());
+        let checks = Checks {
+            database,
+            gemini_api,
+        };
+        *last = Some((Instant::now(), checks));
+        checks
+    }
+
+    async fn check_database(&self) -> bool {
+        passes("database", self.supabase.ping()).await
+    }
+
+    async fn check_gemini(&self) -> bool {
+        passes("Gemini", self.gemini.list_models(1)).await
+    }
+}
+
+/// Runs one check under [`CHECK_TIMEOUT`]; a failure is logged with its cause.
+async fn passes<T, E: std::fmt::Display>(
+    dependency: &str,
+    check: impl std::future::Future<Output = Result<T, E>>,
+) -> bool {
+    match tokio::time::timeout(CHECK_TIMEOUT, check).await {
+        Ok(Ok(_)) => true,
+        Ok(Err(e)) => {
+            tracing::warn!(dependency, error = %e, "readiness check failed");
+            false
+        }
+        Err(_) => {
+            tracing::warn!(dependency, timeout = ?CHECK_TIMEOUT, "readiness check timed out");
+            false
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Assembly: turns validated settings into a bound, runnable server. `main`
+//! and the tests both go through [`Application`], so tests run the real
+//! wiring on port 0.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::clients::gemini::{GeminiClient, GeminiError};
+use crate::clients::supabase::SupabaseClient;
+use crate::config::Settings;
+use crate::http;
+use crate::services::readiness::ReadinessProbe;
+use crate::state::AppState;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The listening socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address from `HOST` and `PORT`.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The Gemini client could not be built.
+    #[error("cannot set up the Gemini client: {0}")]
+    Gemini(#[from] GeminiError),
+}
+
+/// A server bound to its address, ready to run.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    router: Router,
+    shutdown_grace: Duration,
+}
+
+impl Application {
+    /// Builds clients and services and binds `HOST:PORT` (port 0 picks a free one).
+    ///
+    /// # Errors
+    /// [`StartupError`] when the address cannot be bound or a client cannot be built.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let addr = SocketAddr::new(settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartupError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind { addr, source })?;
+
+        let gemini = GeminiClient::new(&settings.gemini)?;
+        let supabase = SupabaseClient::new(&settings.supabase);
+        let shutdown_grace = settings.server.shutdown_grace;
+        let state = AppState {
+            readiness: Arc::new(ReadinessProbe::new(supabase, gemini)),
+            settings: Arc::new(settings),
+            started_at: Instant::now(),
+        };
+        Ok(Self {
+            listener,
+            local_addr,
+            router: http::router(state),
+            shutdown_grace,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting connections and
+    /// lets in-flight requests finish for at most `SHUTDOWN_GRACE_SECONDS`.
+    ///
+    /// # Errors
+    /// When the server fails while accepting connections.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new connections, draining in-flight requests");
+            let _ = draining_tx.send(());
+        });
+        tracing::info!(address = %self.local_addr, "CatalogAI listening");
+
+        let grace = self.shutdown_grace;
+        let drain_deadline = async move {
+            match draining_rx.await {
+                Ok(()) => tokio::time::sleep(grace).await,
+                // The server ended on its own; let its result win.
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            result = server.into_future() => {
+                tracing::info!("shutdown complete");
+                result
+            }
+            () = drain_deadline => {
+                tracing::warn!(grace = ?grace, "drain time exceeded; abandoning in-flight requests");
+                Ok(())
+            }
+        }
+    }
+}
