@@ -20,7 +20,7 @@ fn parse_args() -> Result<(String, u16, EmulatorConfig), String> {
             "--port" => {
                 port = value()?
                     .parse()
-                    .map_err(|_| "--port: not a port".to_owned())?
+                    .map_err(|_| "--port: not a port".to_owned())?;
             }
             "--api-key" => config.api_key = value()?,
             "--latency-ms" => {
