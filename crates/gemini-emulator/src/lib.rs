@@ -1,18 +1,29 @@
 //! A local stand-in for the Gemini REST API (Generative Language API), for
-//! CatalogAI's tests and local stack. It speaks Gemini's wire format, including
-//! its error envelope and API-key rules, and lets tests inject faults and read
-//! call counters at run time.
+//! CatalogAI's tests and local stack. It speaks Gemini's wire format (request
+//! validation, answers, error envelope, API-key rules) and lets tests inject
+//! faults and read call counters at run time.
 //!
 //! Use it in-process with [`Emulator::start`] (port 0 on 127.0.0.1), or run the
-//! `gemini-emulator` binary. Besides the Gemini routes it serves a small admin
-//! API under `/_emulator/`: `GET stats`, `POST reset`, `PUT faults`.
+//! `gemini-emulator` binary. Routes, under `v1beta` and `v1`: `models.list`,
+//! `models.get`, `:generateContent`, `:embedContent`, `:batchEmbedContents`;
+//! plus the admin API under `/_emulator/` (see [`admin`]).
+//!
+//! Answers are deterministic: structured output is filled in from the product
+//! name in the prompt ([`fill`]), embeddings hash words and character n-grams
+//! ([`embed`]), so texts that share words are closer than texts that do not.
 
-mod admin;
+pub mod admin;
+pub mod embed;
+pub mod fill;
+mod generate;
 mod google_error;
 mod models;
+mod wire;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -20,7 +31,7 @@ use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::watch;
 
-pub use admin::{Faults, Stats};
+pub use admin::{Fault, FaultRule, Faults, Quota, Stats};
 use google_error::GoogleError;
 
 /// How the emulator starts.
@@ -41,14 +52,22 @@ impl Default for EmulatorConfig {
     }
 }
 
+/// Counters behind [`Stats`].
+#[derive(Debug, Default)]
+struct Counters {
+    calls: BTreeMap<String, u64>,
+    embedded_texts: u64,
+    max_in_flight: usize,
+}
+
 /// State shared by the handlers and the in-process handle.
 #[derive(Debug)]
 struct Shared {
     api_key: String,
     faults: Mutex<Faults>,
-    calls: Mutex<std::collections::BTreeMap<String, u64>>,
+    rpm: Mutex<admin::RpmWindow>,
+    counters: Mutex<Counters>,
     in_flight: watch::Sender<usize>,
-    max_in_flight: Mutex<usize>,
 }
 
 impl Shared {
@@ -57,6 +76,18 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    fn set_faults(&self, faults: Faults) {
+        *self.faults.lock().unwrap_or_else(PoisonError::into_inner) = faults;
+        *self.rpm.lock().unwrap_or_else(PoisonError::into_inner) = admin::RpmWindow::default();
+    }
+
+    fn count_embedded(&self, texts: usize) {
+        self.counters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .embedded_texts += texts as u64;
     }
 }
 
@@ -102,11 +133,7 @@ impl Emulator {
 
     /// Replaces the active faults.
     pub fn set_faults(&self, faults: Faults) {
-        *self
-            .shared
-            .faults
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = faults;
+        self.shared.set_faults(faults);
     }
 
     /// Call counters and the concurrency high-water mark.
@@ -138,9 +165,9 @@ fn shared(config: EmulatorConfig) -> Arc<Shared> {
     Arc::new(Shared {
         api_key: config.api_key,
         faults: Mutex::new(config.faults),
-        calls: Mutex::default(),
+        rpm: Mutex::default(),
+        counters: Mutex::default(),
         in_flight: watch::Sender::new(0),
-        max_in_flight: Mutex::new(0),
     })
 }
 
@@ -165,27 +192,65 @@ fn router(shared: Arc<Shared>) -> Router {
         .fallback(|| async { GoogleError::not_found("Method not found.").into_response() })
 }
 
-/// Wraps every Gemini call: API-key check, counters, in-flight tracking and
-/// injected latency, in that order, as the real service would see them.
-async fn gemini_call(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+/// Wraps every Gemini call in the order the real service would: API-key
+/// check, counting, latency, quota, then scripted faults. Content faults
+/// (malformed JSON, blocked prompt, ...) travel to the handler as an extension.
+async fn gemini_call(
+    State(shared): State<Arc<Shared>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     if let Err(e) = google_error::check_api_key(&request, &shared.api_key) {
         return e.into_response();
     }
     let method = models::method_name(&request);
-    *shared
-        .calls
+    let model = models::model_in(&request).unwrap_or_default();
+    shared
+        .counters
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .entry(method)
-        .or_default() += 1;
+        .calls
+        .entry(method.clone())
+        .and_modify(|n| *n += 1)
+        .or_insert(1);
 
     let _in_flight = InFlight::enter(&shared);
-    let faults = shared.faults();
-    let delay = faults.latency();
+    let (delay, rpm_limit, fault) = {
+        let mut faults = shared.faults.lock().unwrap_or_else(PoisonError::into_inner);
+        (faults.latency(), faults.rpm_limit, faults.pick(&method))
+    };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    next.run(request).await
+    if let Some(limit) = rpm_limit {
+        let admitted = shared
+            .rpm
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .admit(limit, Instant::now());
+        if let Err(wait) = admitted {
+            return GoogleError::quota_exceeded(
+                Quota::PerMinute,
+                wait.as_secs_f64(),
+                limit,
+                &model,
+            )
+            .into_response();
+        }
+    }
+    match fault {
+        Some(Fault::Error {
+            status,
+            quota,
+            retry_delay_seconds,
+        }) => GoogleError::injected(status, quota, retry_delay_seconds, &model).into_response(),
+        Some(Fault::Hang) => std::future::pending().await,
+        Some(content_fault) => {
+            request.extensions_mut().insert(content_fault);
+            next.run(request).await
+        }
+        None => next.run(request).await,
+    }
 }
 
 /// Counts a request as in flight until dropped, so cancelled requests are
@@ -199,11 +264,11 @@ impl<'a> InFlight<'a> {
             *count += 1;
             now = *count;
         });
-        let mut max = shared
-            .max_in_flight
+        let mut counters = shared
+            .counters
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        *max = (*max).max(now);
+        counters.max_in_flight = counters.max_in_flight.max(now);
         Self(shared)
     }
 }

@@ -1,8 +1,13 @@
 //! `gemini-emulator`: runs the emulator as a server for the local stack.
 //!
 //! ```text
-//! gemini-emulator [--host 127.0.0.1] [--port 54340] [--api-key KEY] [--latency-ms N] [--jitter-ms N]
+//! gemini-emulator [--host 127.0.0.1] [--port 54340] [--api-key KEY]
+//!                 [--latency-ms N] [--jitter-ms N] [--rpm-limit N] [--faults JSON]
 //! ```
+//!
+//! `--faults` takes the same JSON as `PUT /_emulator/faults`, for example
+//! `{"rules": [{"kind": "error", "status": 503, "rate": 0.3}]}`; the other
+//! flags then adjust it.
 
 use std::process::ExitCode;
 
@@ -23,6 +28,17 @@ fn parse_args() -> Result<(String, u16, EmulatorConfig), String> {
                     .map_err(|_| "--port: not a port".to_owned())?;
             }
             "--api-key" => config.api_key = value()?,
+            "--faults" => {
+                config.faults = serde_json::from_str(&value()?)
+                    .map_err(|e| format!("--faults: not valid faults JSON: {e}"))?;
+            }
+            "--rpm-limit" => {
+                config.faults.rpm_limit = Some(
+                    value()?
+                        .parse()
+                        .map_err(|_| "--rpm-limit: not a number".to_owned())?,
+                );
+            }
             "--latency-ms" => {
                 config.faults.latency_ms = value()?
                     .parse()

@@ -1,23 +1,45 @@
-//! `models.list` and `models.get` over a fixed catalogue, under `v1beta` and `v1`.
+//! The model catalogue and the routes under `/{version}/models`, for `v1beta`
+//! and `v1`: `models.list`, `models.get`, and the custom methods
+//! `:generateContent`, `:embedContent` and `:batchEmbedContents`.
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Router};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::Shared;
+use crate::admin::Fault;
 use crate::google_error::GoogleError;
+use crate::wire::{json_body, json_response};
+use crate::{Shared, embed, generate};
+
+/// Gemini accepts request bodies up to 20 MB.
+const MAX_BODY: usize = 20 * 1024 * 1024;
 
 const VERSIONS: [&str; 2] = ["v1beta", "v1"];
 
 pub(crate) fn router() -> Router<Arc<Shared>> {
     Router::new()
         .route("/{version}/models", get(list))
-        .route("/{version}/models/{model}", get(get_model))
+        .route(
+            "/{version}/models/{model}",
+            get(get_model).post(call_method),
+        )
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+}
+
+/// The model id in a request path (`/v1beta/models/ID:method` → `ID`), if any.
+pub(crate) fn model_in(request: &Request) -> Option<String> {
+    let rest = request.uri().path().split_once("/models/")?.1;
+    let id = rest.split(':').next()?;
+    (!id.is_empty()).then(|| id.to_owned())
 }
 
 /// The counter name of a request: `models.list`, `models.get`, or the custom
@@ -31,7 +53,7 @@ pub(crate) fn method_name(request: &Request) -> String {
     }
 }
 
-/// The catalogue: chat models first, then embedding models.
+/// The models the emulator serves.
 fn catalogue() -> Vec<Value> {
     let chat = |id: &str, display: &str, description: &str| {
         json!({
@@ -60,6 +82,8 @@ fn catalogue() -> Vec<Value> {
             "supportedGenerationMethods": ["embedContent", "countTextTokens", "countTokens", "asyncBatchEmbedContent"],
         })
     };
+    // Two chat models, then the embedding models, then the rest: the order the
+    // captured SDK listing pages through (two per page).
     vec![
         chat(
             "gemini-3-flash-preview",
@@ -71,13 +95,18 @@ fn catalogue() -> Vec<Value> {
             "Gemini 2.5 Flash",
             "Stable mid-size multimodal model with thinking.",
         ),
+        embedding("gemini-embedding-001", "001", "Gemini Embedding 001", 2048),
+        embedding("gemini-embedding-2", "2", "Gemini Embedding 2", 8192),
+        chat(
+            "gemini-3.5-flash",
+            "Gemini 3.5 Flash",
+            "Fast multimodal model with thinking levels.",
+        ),
         chat(
             "gemini-2.5-flash-lite",
             "Gemini 2.5 Flash-Lite",
             "Small, low-latency model.",
         ),
-        embedding("gemini-embedding-001", "001", "Gemini Embedding 001", 2048),
-        embedding("gemini-embedding-2", "2", "Gemini Embedding 2", 8192),
     ]
 }
 
@@ -103,33 +132,93 @@ async fn list(Path(version): Path<String>, Query(params): Query<ListParams>) -> 
     }
     let models = catalogue();
     let size = params.page_size.unwrap_or(50).clamp(1, 1000);
-    let start = match params.page_token.as_deref().map(str::parse::<usize>) {
+    let start = match params.page_token.as_deref().map(decode_page_token) {
         None => 0,
-        Some(Ok(offset)) if offset <= models.len() => offset,
+        Some(Some(offset)) if offset <= models.len() => offset,
         Some(_) => {
-            return GoogleError::new(axum::http::StatusCode::BAD_REQUEST, "Invalid page token.")
+            return GoogleError::invalid_argument("page_token", "Invalid page token.")
                 .into_response();
         }
     };
     let end = (start + size).min(models.len());
     let mut body = json!({ "models": models[start..end] });
     if end < models.len() {
-        body["nextPageToken"] = json!(end.to_string());
+        body["nextPageToken"] = json!(STANDARD.encode(end.to_string()));
     }
-    Json(body).into_response()
+    json_response(StatusCode::OK, &body)
+}
+
+/// Page tokens are opaque to clients; ours is the next offset, base64-encoded.
+fn decode_page_token(token: &str) -> Option<usize> {
+    let bytes = STANDARD.decode(token).ok()?;
+    std::str::from_utf8(&bytes).ok()?.parse().ok()
 }
 
 async fn get_model(Path((version, model)): Path<(String, String)>) -> Response {
     if let Err(e) = check_version(&version) {
         return e.into_response();
     }
+    match find_model(&version, &model, "get") {
+        Ok(found) => json_response(StatusCode::OK, &found),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The catalogue entry for `model`, if it supports `method` (`get` accepts any model).
+fn find_model(version: &str, model: &str, method: &str) -> Result<Value, GoogleError> {
     let name = format!("models/{model}");
-    match catalogue().into_iter().find(|m| m["name"] == name.as_str()) {
-        Some(found) => Json(found).into_response(),
-        None => GoogleError::not_found(format!(
-            "{name} is not found for API version {version}, or is not supported for get. \
-             Call ListModels to see the list of available models and their supported methods."
-        ))
-        .into_response(),
+    let supports = |m: &Value| {
+        let methods = m["supportedGenerationMethods"].as_array();
+        match method {
+            "get" => true,
+            "batchEmbedContents" => {
+                methods.is_some_and(|ms| ms.iter().any(|x| x == "embedContent"))
+            }
+            _ => methods.is_some_and(|ms| ms.iter().any(|x| x == method)),
+        }
+    };
+    catalogue()
+        .into_iter()
+        .find(|m| m["name"] == name.as_str() && supports(m))
+        .ok_or_else(|| {
+            GoogleError::not_found(format!(
+                "{name} is not found for API version {version}, or is not supported for {method}. \
+                 Call ListModels to see the list of available models and their supported methods."
+            ))
+        })
+}
+
+/// `POST /{version}/models/{model}:{method}`.
+async fn call_method(
+    State(shared): State<Arc<Shared>>,
+    Path((version, model_and_method)): Path<(String, String)>,
+    fault: Option<Extension<Fault>>,
+    body: Bytes,
+) -> Response {
+    let result = (|| {
+        check_version(&version)?;
+        let Some((model, method)) = model_and_method.split_once(':') else {
+            return Err(GoogleError::not_found("Method not found."));
+        };
+        find_model(&version, model, method)?;
+        let body = json_body(&body)?;
+        match method {
+            "generateContent" => {
+                generate::generate_content(model, &body, fault.as_ref().map(|f| &f.0))
+            }
+            "embedContent" => embed::embed_content(&body).map(|(answer, n)| {
+                shared.count_embedded(n);
+                answer
+            }),
+            "batchEmbedContents" => embed::batch_embed_contents(model, &body).map(|(answer, n)| {
+                shared.count_embedded(n);
+                answer
+            }),
+            _ => Err(GoogleError::not_found("Method not found.")),
+        }
+    })();
+    match result {
+        Ok(answer) => json_response(StatusCode::OK, &answer),
+        Err(e) => e.into_response(),
     }
 }
