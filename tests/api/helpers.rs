@@ -3,11 +3,6 @@
 //! breakable proxy in front of the REST server.
 //!
 //! Set `TEST_LOG=1` to see the server's logs.
-#![expect(
-    clippy::expect_used,
-    clippy::panic,
-    reason = "harness set-up: a broken assumption must fail the test loudly"
-)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

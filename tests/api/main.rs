@@ -1,8 +1,15 @@
 //! API tests: the real server on port 0 against the local stack (PostgreSQL,
 //! postrust) and an in-process Gemini emulator. One binary, shared helpers.
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers: a broken assumption must fail the test loudly"
+)]
 
 mod helpers;
 
 mod errors;
+mod gemini_client;
 mod health;
 mod lifecycle;

@@ -1,4 +1,4 @@
-//! What can go wrong when calling Gemini.
+//! What can go wrong when calling Gemini, and whether trying again can help.
 
 use std::time::Duration;
 
@@ -30,6 +30,11 @@ pub enum GeminiError {
     /// A 2xx answer whose body is not what the API documents.
     #[error("unexpected Gemini response: {0}")]
     Decode(String),
+    /// The model answered, but not with something we can use: a blocked
+    /// prompt, a truncated or withheld answer, invalid JSON, missing fields.
+    /// Gemini itself is healthy, so this is no dependency failure.
+    #[error("unusable model output: {0}")]
+    UnusableOutput(String),
 }
 
 impl GeminiError {
@@ -38,5 +43,91 @@ impl GeminiError {
             timed_out: error.is_timeout(),
             message: error.without_url().to_string(),
         }
+    }
+
+    /// Whether the same call may succeed later: connection errors, timeouts,
+    /// per-minute 429 and 5xx. Never 400, 403, 404, a per-day quota, or
+    /// unusable output.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Transport { .. } => true,
+            Self::Api {
+                status,
+                per_day_quota,
+                ..
+            } => match status {
+                429 => !per_day_quota,
+                500 | 502 | 503 | 504 => true,
+                _ => false,
+            },
+            Self::Decode(_) | Self::UnusableOutput(_) => false,
+        }
+    }
+
+    /// Whether this says Gemini itself is unhealthy (what a circuit breaker
+    /// counts): transport failures, 429 and 5xx; not our own bad requests.
+    pub fn is_dependency_failure(&self) -> bool {
+        match self {
+            Self::Transport { .. } | Self::Decode(_) => true,
+            Self::Api { status, .. } => *status == 429 || *status >= 500,
+            Self::UnusableOutput(_) => false,
+        }
+    }
+
+    /// Whether this is a rate limit (429), which deserves longer waits.
+    pub fn is_rate_limit(&self) -> bool {
+        matches!(self, Self::Api { status: 429, .. })
+    }
+
+    /// How long Gemini asked us to wait, when it said.
+    pub fn retry_delay(&self) -> Option<Duration> {
+        match self {
+            Self::Api { retry_delay, .. } => *retry_delay,
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16, per_day_quota: bool) -> GeminiError {
+        GeminiError::Api {
+            status,
+            google_status: String::new(),
+            message: String::new(),
+            retry_delay: None,
+            per_day_quota,
+        }
+    }
+
+    #[test]
+    fn only_failures_that_can_pass_are_retryable() {
+        assert!(api(429, false).is_retryable());
+        assert!(!api(429, true).is_retryable());
+        for status in [500, 502, 503, 504] {
+            assert!(api(status, false).is_retryable(), "{status}");
+        }
+        for status in [400, 401, 403, 404] {
+            assert!(!api(status, false).is_retryable(), "{status}");
+        }
+        assert!(
+            GeminiError::Transport {
+                message: String::new(),
+                timed_out: true
+            }
+            .is_retryable()
+        );
+        assert!(!GeminiError::UnusableOutput(String::new()).is_retryable());
+    }
+
+    #[test]
+    fn client_errors_and_unusable_output_are_no_dependency_failures() {
+        assert!(api(503, false).is_dependency_failure());
+        assert!(api(429, true).is_dependency_failure());
+        assert!(!api(400, false).is_dependency_failure());
+        assert!(!api(404, false).is_dependency_failure());
+        assert!(!GeminiError::UnusableOutput(String::new()).is_dependency_failure());
     }
 }

@@ -1,9 +1,11 @@
 //! Client for the Gemini REST API (Generative Language API), called directly
 //! with reqwest: <https://ai.google.dev/api>.
 //!
-//! The API key travels in the `x-goog-api-key` header, never in a URL, so it
-//! cannot end up in logs. Non-2xx answers are parsed from Google's error
-//! envelope into [`GeminiError`].
+//! Operations: list models (readiness), generate structured JSON with
+//! `responseJsonSchema`, and embed texts through `batchEmbedContents` (at most
+//! 100 per call, vectors normalised). The API key travels in the
+//! `x-goog-api-key` header, never in a URL, so it cannot end up in logs.
+//! Failures become [`GeminiError`], which says whether a retry can help.
 
 mod error;
 mod wire;
@@ -11,11 +13,43 @@ mod wire;
 pub use error::GeminiError;
 
 use reqwest::Url;
+use serde_json::Value;
 
 use crate::config::{GeminiSettings, Secret};
 
 /// API version used for every call; `v1beta` carries structured output and batch embeddings.
 const API_VERSION: &str = "v1beta";
+/// Gemini rejects `batchEmbedContents` calls with more entries than this.
+pub const MAX_EMBED_BATCH: usize = 100;
+/// Cap on generated tokens per call (thinking included), bounding cost and latency.
+const MAX_OUTPUT_TOKENS: u32 = 4096;
+
+/// How an embedding will be used; Gemini tunes the vector to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TaskType {
+    /// Text stored to be found (catalog items).
+    RetrievalDocument,
+    /// A search query.
+    RetrievalQuery,
+    /// Comparing texts with each other.
+    SemanticSimilarity,
+    /// Classification features.
+    Classification,
+    /// Clustering features.
+    Clustering,
+}
+
+/// A prompt for structured generation.
+#[derive(Debug, Clone)]
+pub struct StructuredPrompt<'a> {
+    /// Instructions that frame every answer.
+    pub system: &'a str,
+    /// The request itself.
+    pub user: &'a str,
+    /// JSON Schema the answer must follow (sent as `responseJsonSchema`).
+    pub schema: &'a Value,
+}
 
 /// A handle to the Gemini API; cheap to clone.
 #[derive(Debug, Clone)]
@@ -23,10 +57,13 @@ pub struct GeminiClient {
     http: reqwest::Client,
     base_url: Url,
     api_key: Secret,
+    model: String,
+    embedding_model: String,
+    embedding_dimension: u32,
 }
 
 impl GeminiClient {
-    /// A client for the configured base URL and key.
+    /// A client for the configured base URL, key and models.
     ///
     /// # Errors
     /// When the HTTP client cannot be built.
@@ -36,7 +73,15 @@ impl GeminiClient {
             http,
             base_url: settings.base_url.clone(),
             api_key: settings.api_key.clone(),
+            model: settings.model.clone(),
+            embedding_model: settings.embedding_model.clone(),
+            embedding_dimension: settings.embedding_dimension,
         })
+    }
+
+    /// The embedding model, as recorded with each stored vector (`models/...`).
+    pub fn embedding_model_version(&self) -> String {
+        format!("models/{}", self.embedding_model)
     }
 
     /// Lists up to `page_size` models (`models.list`); the readiness probe uses
@@ -45,10 +90,9 @@ impl GeminiClient {
     /// # Errors
     /// [`GeminiError`] for transport failures and non-2xx answers.
     pub async fn list_models(&self, page_size: u32) -> Result<Vec<String>, GeminiError> {
-        let url = self.url("models")?;
         let response = self
             .http
-            .get(url)
+            .get(self.url("models")?)
             .query(&[("pageSize", page_size)])
             .header("x-goog-api-key", self.api_key.expose())
             .send()
@@ -58,9 +102,151 @@ impl GeminiClient {
         Ok(list.models.into_iter().map(|m| m.name).collect())
     }
 
+    /// Asks the enrichment model for a JSON answer following `prompt.schema`.
+    /// The answer is parsed and checked for the schema's top-level required
+    /// fields; anything else is [`GeminiError::UnusableOutput`].
+    ///
+    /// # Errors
+    /// [`GeminiError`]: transport, API errors, or unusable model output.
+    pub async fn generate_json(&self, prompt: &StructuredPrompt<'_>) -> Result<Value, GeminiError> {
+        let body = wire::GenerateContentRequest::structured(prompt, MAX_OUTPUT_TOKENS);
+        let response = self
+            .http
+            .post(self.url(&format!("models/{}:generateContent", self.model))?)
+            .header("x-goog-api-key", self.api_key.expose())
+            .json(&body)
+            .send()
+            .await
+            .map_err(GeminiError::transport)?;
+        let answer: wire::GenerateContentResponse = wire::read_json(response).await?;
+        let text = answer.into_text()?;
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| GeminiError::UnusableOutput(format!("answer is not valid JSON: {e}")))?;
+        check_required(prompt.schema, &value)?;
+        Ok(value)
+    }
+
+    /// Embeds up to [`MAX_EMBED_BATCH`] texts in one `batchEmbedContents`
+    /// call: one vector per text, in order, with `EMBEDDING_DIMENSION` values,
+    /// normalised to unit length (Gemini leaves reduced sizes unnormalised).
+    ///
+    /// # Errors
+    /// [`GeminiError`]; more than [`MAX_EMBED_BATCH`] texts is a caller bug
+    /// reported as [`GeminiError::Decode`] without calling Gemini.
+    pub async fn embed_batch(
+        &self,
+        texts: &[String],
+        task_type: TaskType,
+    ) -> Result<Vec<Vec<f32>>, GeminiError> {
+        if texts.len() > MAX_EMBED_BATCH {
+            return Err(GeminiError::Decode(format!(
+                "{} texts in one batch; Gemini takes at most {MAX_EMBED_BATCH}",
+                texts.len()
+            )));
+        }
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let model = self.embedding_model_version();
+        let body = wire::BatchEmbedRequest::new(&model, texts, task_type, self.embedding_dimension);
+        let response = self
+            .http
+            .post(self.url(&format!("{model}:batchEmbedContents"))?)
+            .header("x-goog-api-key", self.api_key.expose())
+            .json(&body)
+            .send()
+            .await
+            .map_err(GeminiError::transport)?;
+        let answer: wire::BatchEmbedResponse = wire::read_json(response).await?;
+        let expected = self.embedding_dimension as usize;
+        if answer.embeddings.len() != texts.len() {
+            return Err(GeminiError::Decode(format!(
+                "{} embeddings for {} texts",
+                answer.embeddings.len(),
+                texts.len()
+            )));
+        }
+        answer
+            .embeddings
+            .into_iter()
+            .map(|e| {
+                if e.values.len() == expected {
+                    Ok(normalised(e.values))
+                } else {
+                    Err(GeminiError::Decode(format!(
+                        "embedding has {} values, expected {expected}",
+                        e.values.len()
+                    )))
+                }
+            })
+            .collect()
+    }
+
     fn url(&self, path: &str) -> Result<Url, GeminiError> {
         let base = self.base_url.as_str().trim_end_matches('/');
         Url::parse(&format!("{base}/{API_VERSION}/{path}"))
             .map_err(|e| GeminiError::Decode(format!("bad request URL: {e}")))
+    }
+}
+
+/// Scales a vector to unit length; a zero vector stays zero.
+fn normalised(mut values: Vec<f32>) -> Vec<f32> {
+    let norm = values
+        .iter()
+        .map(|v| f64::from(*v).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    if norm > 0.0 {
+        for v in &mut values {
+            *v = (f64::from(*v) / norm) as f32;
+        }
+    }
+    values
+}
+
+/// The schema's top-level `required` fields must be present and not null.
+fn check_required(schema: &Value, value: &Value) -> Result<(), GeminiError> {
+    let Some(object) = value.as_object() else {
+        return Err(GeminiError::UnusableOutput(
+            "answer is not a JSON object".to_owned(),
+        ));
+    };
+    let missing: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|field| object.get(*field).is_none_or(Value::is_null))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(GeminiError::UnusableOutput(format!(
+            "answer lacks required fields: {}",
+            missing.join(", ")
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn vectors_are_normalised_and_zero_stays_zero() {
+        let v = normalised(vec![3.0, 4.0]);
+        assert!((v[0] - 0.6).abs() < 1e-6 && (v[1] - 0.8).abs() < 1e-6);
+        assert_eq!(normalised(vec![0.0, 0.0]), vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn missing_required_fields_make_the_output_unusable() {
+        let schema = json!({"required": ["name", "vendor"]});
+        assert!(check_required(&schema, &json!({"name": "x", "vendor": "y"})).is_ok());
+        let err = check_required(&schema, &json!({"name": "x", "vendor": null})).unwrap_err();
+        assert!(matches!(err, GeminiError::UnusableOutput(m) if m.contains("vendor")));
+        assert!(check_required(&schema, &json!(["not", "an", "object"])).is_err());
     }
 }

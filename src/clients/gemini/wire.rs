@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use super::GeminiError;
+use super::{GeminiError, StructuredPrompt, TaskType};
 
 #[derive(Debug, Deserialize)]
 pub(super) struct ListModelsResponse {
@@ -17,6 +18,172 @@ pub(super) struct ListModelsResponse {
 #[derive(Debug, Deserialize)]
 pub(super) struct Model {
     pub(super) name: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct GenerateContentRequest<'a> {
+    contents: [Content<'a>; 1],
+    system_instruction: Content<'a>,
+    generation_config: GenerationConfig<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct Content<'a> {
+    role: &'static str,
+    parts: [TextPart<'a>; 1],
+}
+
+#[derive(Debug, Serialize)]
+struct TextPart<'a> {
+    text: &'a str,
+}
+
+impl<'a> Content<'a> {
+    fn user(text: &'a str) -> Self {
+        Self {
+            role: "user",
+            parts: [TextPart { text }],
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GenerationConfig<'a> {
+    response_mime_type: &'static str,
+    response_json_schema: &'a Value,
+    max_output_tokens: u32,
+}
+
+impl<'a> GenerateContentRequest<'a> {
+    pub(super) fn structured(prompt: &StructuredPrompt<'a>, max_output_tokens: u32) -> Self {
+        Self {
+            contents: [Content::user(prompt.user)],
+            system_instruction: Content::user(prompt.system),
+            generation_config: GenerationConfig {
+                response_mime_type: "application/json",
+                response_json_schema: prompt.schema,
+                max_output_tokens,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct GenerateContentResponse {
+    #[serde(default)]
+    candidates: Vec<Candidate>,
+    prompt_feedback: Option<PromptFeedback>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Candidate {
+    content: Option<CandidateContent>,
+    finish_reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CandidateContent {
+    // Absent when thinking used up the output budget (MAX_TOKENS).
+    #[serde(default)]
+    parts: Vec<ResponsePart>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ResponsePart {
+    text: Option<String>,
+    #[serde(default)]
+    thought: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PromptFeedback {
+    block_reason: Option<String>,
+}
+
+impl GenerateContentResponse {
+    /// The answer's text (thought summaries left out), or why there is none.
+    pub(super) fn into_text(self) -> Result<String, GeminiError> {
+        if let Some(reason) = self.prompt_feedback.and_then(|f| f.block_reason) {
+            return Err(GeminiError::UnusableOutput(format!(
+                "prompt blocked: {reason}"
+            )));
+        }
+        let Some(candidate) = self.candidates.into_iter().next() else {
+            return Err(GeminiError::UnusableOutput("no candidates".to_owned()));
+        };
+        let reason = candidate.finish_reason.unwrap_or_default();
+        if reason != "STOP" {
+            // MAX_TOKENS (truncated), SAFETY, RECITATION, ...: not a complete answer.
+            return Err(GeminiError::UnusableOutput(format!(
+                "finish reason {reason}"
+            )));
+        }
+        let text: String = candidate
+            .content
+            .map(|c| c.parts)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| !p.thought)
+            .filter_map(|p| p.text)
+            .collect();
+        if text.trim().is_empty() {
+            return Err(GeminiError::UnusableOutput("empty answer".to_owned()));
+        }
+        Ok(text)
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct BatchEmbedRequest<'a> {
+    requests: Vec<EmbedRequest<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EmbedRequest<'a> {
+    /// `models/NAME`, the same model as in the URL (Gemini checks).
+    model: &'a str,
+    content: Content<'a>,
+    task_type: TaskType,
+    output_dimensionality: u32,
+}
+
+impl<'a> BatchEmbedRequest<'a> {
+    pub(super) fn new(
+        model: &'a str,
+        texts: &'a [String],
+        task_type: TaskType,
+        dimensions: u32,
+    ) -> Self {
+        Self {
+            requests: texts
+                .iter()
+                .map(|text| EmbedRequest {
+                    model,
+                    content: Content::user(text),
+                    task_type,
+                    output_dimensionality: dimensions,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct BatchEmbedResponse {
+    #[serde(default)]
+    pub(super) embeddings: Vec<Embedding>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct Embedding {
+    #[serde(default)]
+    pub(super) values: Vec<f32>,
 }
 
 /// Google's error envelope: `{"error": {"code", "message", "status", "details"}}`.
