@@ -59,6 +59,8 @@ pub struct ServerSettings {
     pub request_timeout: Duration,
     /// How long in-flight requests may run after a shutdown signal (`SHUTDOWN_GRACE_SECONDS`).
     pub shutdown_grace: Duration,
+    /// Requests served at once before new ones are shed with 503 (`MAX_IN_FLIGHT_REQUESTS`).
+    pub max_in_flight_requests: usize,
 }
 
 /// Which browser origins may call the API.
@@ -85,6 +87,8 @@ pub struct SupabaseSettings {
     pub jwt_secret: Secret,
     /// Timeout of one PostgREST call (`SUPABASE_TIMEOUT_SECONDS`).
     pub timeout: Duration,
+    /// Most PostgREST calls in flight from this process at once (`SUPABASE_MAX_CONCURRENCY`).
+    pub max_concurrency: usize,
 }
 
 /// Gemini API settings.
@@ -113,6 +117,8 @@ pub struct BatchSettings {
     pub max_batch_size: usize,
     /// Most items of one batch enriched at once (`BATCH_CONCURRENCY`).
     pub concurrency: usize,
+    /// Most texts in one `/api/embeddings` request (`MAX_EMBED_TEXTS`).
+    pub max_embed_texts: usize,
 }
 
 /// Retry and circuit-breaker policy for calls to Gemini and Supabase.
@@ -210,6 +216,7 @@ impl Settings {
             max_body_bytes: r.bounded("MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
             request_timeout: r.seconds("REQUEST_TIMEOUT_SECONDS", 60, 1, 3600),
             shutdown_grace: r.seconds("SHUTDOWN_GRACE_SECONDS", 30, 0, 3600),
+            max_in_flight_requests: r.bounded("MAX_IN_FLIGHT_REQUESTS", 1024, 1, 1_000_000),
         };
 
         let supabase_url = r.url("SUPABASE_URL");
@@ -221,6 +228,7 @@ impl Settings {
         let service_role_key = r.header_secret("SUPABASE_SERVICE_ROLE_KEY");
         let jwt_secret = r.secret("SUPABASE_JWT_SECRET");
         let supabase_timeout = r.seconds("SUPABASE_TIMEOUT_SECONDS", 10, 1, 300);
+        let supabase_max_concurrency = r.bounded("SUPABASE_MAX_CONCURRENCY", 32, 1, 10_000);
 
         let gemini_api_key = r.header_secret("GEMINI_API_KEY");
         let gemini_base_url = r.url_or(
@@ -235,6 +243,7 @@ impl Settings {
         let batch = BatchSettings {
             max_batch_size: r.bounded("MAX_BATCH_SIZE", 20, 1, 10_000),
             concurrency: r.bounded("BATCH_CONCURRENCY", 20, 1, 10_000),
+            max_embed_texts: r.bounded("MAX_EMBED_TEXTS", 1000, 1, 100_000),
         };
         let resilience = ResilienceSettings {
             circuit_breaker_fail_max: r.bounded("CIRCUIT_BREAKER_FAIL_MAX", 5, 1, 1000),
@@ -277,6 +286,7 @@ impl Settings {
                 service_role_key,
                 jwt_secret,
                 timeout: supabase_timeout,
+                max_concurrency: supabase_max_concurrency,
             },
             gemini: GeminiSettings {
                 api_key,

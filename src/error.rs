@@ -13,6 +13,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::clients::gemini::{GeminiCallError, GeminiError};
+use crate::clients::supabase::{SupabaseCallError, SupabaseError};
+use crate::resilience::CallError;
+
 /// An error answer of the API.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -116,7 +120,7 @@ impl ApiError {
     }
 
     /// What the client may read: the message for 4xx, a fixed text for 5xx.
-    fn public_message(&self) -> String {
+    pub fn public_message(&self) -> String {
         match self {
             Self::ExternalService { service, .. } => format!("{service} request failed"),
             Self::Database(_) => "Database temporarily unavailable".to_owned(),
@@ -169,6 +173,79 @@ impl ApiError {
             },
             s if s.is_client_error() => Self::BadRequest(reason),
             s => Self::Internal(format!("bare {s} response from a layer")),
+        }
+    }
+}
+
+impl From<GeminiCallError> for ApiError {
+    /// Gemini down or rate-limited is 503 (with `Retry-After` when known), a
+    /// timeout 504, and anything Gemini answered that we cannot use 502.
+    fn from(error: GeminiCallError) -> Self {
+        let unavailable = |retry_after| Self::ServiceUnavailable {
+            message: "Gemini is temporarily unavailable".to_owned(),
+            retry_after,
+        };
+        match error {
+            CallError::CircuitOpen { retry_after, .. } => unavailable(Some(retry_after)),
+            CallError::DeadlineExceeded { .. } => {
+                Self::GatewayTimeout("Gemini did not answer in time".to_owned())
+            }
+            CallError::Upstream(e) => match e {
+                GeminiError::Transport {
+                    timed_out: true, ..
+                } => Self::GatewayTimeout("Gemini did not answer in time".to_owned()),
+                GeminiError::Transport { .. } => unavailable(None),
+                GeminiError::Api {
+                    status: 429,
+                    retry_delay,
+                    ..
+                } => unavailable(retry_delay),
+                GeminiError::Api { status, .. } if status >= 500 => unavailable(None),
+                other @ (GeminiError::Api { .. }
+                | GeminiError::Decode(_)
+                | GeminiError::UnusableOutput(_)) => Self::ExternalService {
+                    service: "gemini",
+                    detail: other.to_string(),
+                },
+            },
+        }
+    }
+}
+
+impl From<SupabaseCallError> for ApiError {
+    /// The database down is 503 `DATABASE_ERROR` (or `SERVICE_UNAVAILABLE`
+    /// while its breaker is open); PostgREST's 4xx map by their code:
+    /// row-level security 403, unique violation 409, bad input 400.
+    fn from(error: SupabaseCallError) -> Self {
+        match error {
+            CallError::CircuitOpen { retry_after, .. } => Self::ServiceUnavailable {
+                message: "database temporarily unavailable".to_owned(),
+                retry_after: Some(retry_after),
+            },
+            CallError::DeadlineExceeded { .. } => {
+                Self::GatewayTimeout("database did not answer in time".to_owned())
+            }
+            CallError::Upstream(e) => match &e {
+                SupabaseError::Api { status, code, .. }
+                    if (400..500).contains(status) && *status != 429 =>
+                {
+                    match code.as_str() {
+                        "42501" => Self::Forbidden("not allowed by row-level security".to_owned()),
+                        "23505" => {
+                            Self::Conflict("a record with these values already exists".to_owned())
+                        }
+                        "23503" => {
+                            Self::BadRequest("a referenced record does not exist".to_owned())
+                        }
+                        "PGRST116" => Self::NotFound("resource not found".to_owned()),
+                        "PGRST301" | "PGRST302" => {
+                            Self::Unauthorized("invalid or expired token".to_owned())
+                        }
+                        _ => Self::BadRequest("the database refused the request".to_owned()),
+                    }
+                }
+                _ => Self::Database(e.to_string()),
+            },
         }
     }
 }

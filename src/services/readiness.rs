@@ -13,6 +13,7 @@ use tokio::sync::Mutex;
 
 use crate::clients::gemini::GeminiClient;
 use crate::clients::supabase::SupabaseClient;
+use crate::resilience::{BreakerState, Deadline};
 
 /// How long one check may take before it counts as failed.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -27,6 +28,15 @@ pub struct Checks {
     pub database: bool,
     /// Gemini answered `models.list` with our key.
     pub gemini_api: bool,
+}
+
+/// Circuit breaker states, reported beside the checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Breakers {
+    /// The database (PostgREST) breaker.
+    pub database: BreakerState,
+    /// The Gemini breaker.
+    pub gemini: BreakerState,
 }
 
 impl Checks {
@@ -73,28 +83,40 @@ impl ReadinessProbe {
         checks
     }
 
+    /// The breakers' states right now (never cached: they change on their own).
+    pub fn breakers(&self) -> Breakers {
+        Breakers {
+            database: self.supabase.breaker_state(),
+            gemini: self.gemini.breaker_state(),
+        }
+    }
+
     async fn check_database(&self) -> bool {
-        passes("database", self.supabase.ping()).await
+        passes(
+            "database",
+            self.supabase.ping(Deadline::after(CHECK_TIMEOUT)),
+        )
+        .await
     }
 
     async fn check_gemini(&self) -> bool {
-        passes("Gemini", self.gemini.list_models(1)).await
+        passes(
+            "gemini",
+            self.gemini.list_models(1, Deadline::after(CHECK_TIMEOUT)),
+        )
+        .await
     }
 }
 
-/// Runs one check under [`CHECK_TIMEOUT`]; a failure is logged with its cause.
+/// Awaits one check (bounded by its deadline); a failure is logged with its cause.
 async fn passes<T, E: std::fmt::Display>(
     dependency: &str,
     check: impl std::future::Future<Output = Result<T, E>>,
 ) -> bool {
-    match tokio::time::timeout(CHECK_TIMEOUT, check).await {
-        Ok(Ok(_)) => true,
-        Ok(Err(e)) => {
+    match check.await {
+        Ok(_) => true,
+        Err(e) => {
             tracing::warn!(dependency, error = %e, "readiness check failed");
-            false
-        }
-        Err(_) => {
-            tracing::warn!(dependency, timeout = ?CHECK_TIMEOUT, "readiness check timed out");
             false
         }
     }

@@ -1,10 +1,15 @@
 //! The Gemini client against the emulator: structured output, embeddings and
-//! how each kind of failure is classified.
+//! how each kind of failure is classified. The policy here makes one attempt,
+//! so each test sees Gemini's first answer.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use catalogai::clients::gemini::{GeminiClient, GeminiError, StructuredPrompt, TaskType};
+use catalogai::clients::gemini::{
+    GeminiCallError, GeminiClient, GeminiError, StructuredPrompt, TaskType,
+};
 use catalogai::config::Settings;
+use catalogai::resilience::{CallError, Deadline, Dependency};
 use gemini_emulator::{Emulator, EmulatorConfig, Fault, FaultRule, Faults, Quota};
 use serde_json::{Value, json};
 
@@ -23,10 +28,33 @@ async fn client_with(faults: Faults, timeout_seconds: &str) -> (Emulator, Gemini
         ("GEMINI_API_KEY", emulator.api_key()),
         ("GEMINI_BASE_URL", &emulator.base_url()),
         ("GEMINI_TIMEOUT_SECONDS", timeout_seconds),
+        ("RETRY_MAX_ATTEMPTS", "1"),
+        ("RETRY_RATE_LIMIT_ATTEMPTS", "1"),
     ])
     .unwrap();
-    let client = GeminiClient::new(&settings.gemini).unwrap();
-    (emulator, client)
+    (emulator, client_for(&settings))
+}
+
+fn client_for(settings: &Settings) -> GeminiClient {
+    let policy = Dependency::new(
+        "gemini",
+        &settings.resilience,
+        settings.gemini.max_concurrency,
+        settings.gemini.timeout,
+    );
+    GeminiClient::new(&settings.gemini, Arc::new(policy)).unwrap()
+}
+
+fn deadline() -> Deadline {
+    Deadline::after(Duration::from_secs(30))
+}
+
+/// The upstream error inside a call error.
+fn upstream(error: GeminiCallError) -> GeminiError {
+    match error {
+        CallError::Upstream(e) => e,
+        other => panic!("expected an upstream error, got {other:?}"),
+    }
 }
 
 async fn start_client(faults: Faults) -> (Emulator, GeminiClient) {
@@ -49,12 +77,16 @@ fn schema() -> Value {
 async fn generate(client: &GeminiClient) -> Result<Value, GeminiError> {
     let schema = schema();
     client
-        .generate_json(&StructuredPrompt {
-            system: "You enrich product data.",
-            user: "Product name: Logitech MX Master 3 mouse",
-            schema: &schema,
-        })
+        .generate_json(
+            &StructuredPrompt {
+                system: "You enrich product data.",
+                user: "Product name: Logitech MX Master 3 mouse",
+                schema: &schema,
+            },
+            deadline(),
+        )
         .await
+        .map_err(upstream)
 }
 
 fn only(fault: Fault) -> Faults {
@@ -145,8 +177,8 @@ async fn a_rejected_key_is_not_retryable() {
         ("GEMINI_BASE_URL", &emulator.base_url()),
     ])
     .unwrap();
-    let client = GeminiClient::new(&settings.gemini).unwrap();
-    let error = client.list_models(1).await.unwrap_err();
+    let client = client_for(&settings);
+    let error = upstream(client.list_models(1, deadline()).await.unwrap_err());
     assert!(
         matches!(error, GeminiError::Api { status: 400, .. }),
         "{error:?}"
@@ -184,7 +216,7 @@ async fn embeddings_come_back_in_order_normalised_at_the_configured_size() {
     .to_vec();
 
     let vectors = client
-        .embed_batch(&texts, TaskType::RetrievalDocument)
+        .embed_batch(&texts, TaskType::RetrievalDocument, deadline())
         .await
         .unwrap();
 
@@ -210,7 +242,7 @@ async fn more_than_a_hundred_texts_are_refused_before_calling_gemini() {
     let texts: Vec<String> = (0..101).map(|i| format!("item {i}")).collect();
     assert!(
         client
-            .embed_batch(&texts, TaskType::RetrievalDocument)
+            .embed_batch(&texts, TaskType::RetrievalDocument, deadline())
             .await
             .is_err()
     );

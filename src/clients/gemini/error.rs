@@ -2,6 +2,11 @@
 
 use std::time::Duration;
 
+use crate::resilience::{CallError, Failure};
+
+/// A Gemini call's failure after the resilience policy (retries, breaker, deadline).
+pub type GeminiCallError = CallError<GeminiError>;
+
 /// A failed Gemini call.
 #[derive(Debug, thiserror::Error)]
 pub enum GeminiError {
@@ -84,6 +89,31 @@ impl GeminiError {
         match self {
             Self::Api { retry_delay, .. } => *retry_delay,
             _ => None,
+        }
+    }
+}
+
+impl Failure for GeminiError {
+    fn is_retryable(&self) -> bool {
+        GeminiError::is_retryable(self)
+    }
+
+    fn is_dependency_failure(&self) -> bool {
+        GeminiError::is_dependency_failure(self)
+    }
+
+    fn is_rate_limit(&self) -> bool {
+        GeminiError::is_rate_limit(self)
+    }
+
+    fn retry_hint(&self) -> Option<Duration> {
+        self.retry_delay()
+    }
+
+    fn timed_out(after: Duration) -> Self {
+        Self::Transport {
+            message: format!("no answer within {after:?}"),
+            timed_out: true,
         }
     }
 }

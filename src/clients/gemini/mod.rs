@@ -10,12 +10,15 @@
 mod error;
 mod wire;
 
-pub use error::GeminiError;
+pub use error::{GeminiCallError, GeminiError};
+
+use std::sync::Arc;
 
 use reqwest::Url;
 use serde_json::Value;
 
 use crate::config::{GeminiSettings, Secret};
+use crate::resilience::{BreakerState, Deadline, Dependency};
 
 /// API version used for every call; `v1beta` carries structured output and batch embeddings.
 const API_VERSION: &str = "v1beta";
@@ -60,6 +63,7 @@ pub struct GeminiClient {
     model: String,
     embedding_model: String,
     embedding_dimension: u32,
+    policy: Arc<Dependency>,
 }
 
 impl GeminiClient {
@@ -67,7 +71,7 @@ impl GeminiClient {
     ///
     /// # Errors
     /// When the HTTP client cannot be built.
-    pub fn new(settings: &GeminiSettings) -> Result<Self, GeminiError> {
+    pub fn new(settings: &GeminiSettings, policy: Arc<Dependency>) -> Result<Self, GeminiError> {
         let http = super::http_client(settings.timeout).map_err(GeminiError::transport)?;
         Ok(Self {
             http,
@@ -76,7 +80,13 @@ impl GeminiClient {
             model: settings.model.clone(),
             embedding_model: settings.embedding_model.clone(),
             embedding_dimension: settings.embedding_dimension,
+            policy,
         })
+    }
+
+    /// The Gemini breaker's state, for the readiness body.
+    pub fn breaker_state(&self) -> BreakerState {
+        self.policy.breaker_state()
     }
 
     /// The embedding model, as recorded with each stored vector (`models/...`).
@@ -85,11 +95,22 @@ impl GeminiClient {
     }
 
     /// Lists up to `page_size` models (`models.list`); the readiness probe uses
-    /// it to prove the key works and the API answers.
+    /// it to prove the key works and the API answers. One attempt, no retries.
     ///
     /// # Errors
-    /// [`GeminiError`] for transport failures and non-2xx answers.
-    pub async fn list_models(&self, page_size: u32) -> Result<Vec<String>, GeminiError> {
+    /// [`GeminiCallError`] for transport failures, non-2xx answers, an open
+    /// breaker or a passed deadline.
+    pub async fn list_models(
+        &self,
+        page_size: u32,
+        deadline: Deadline,
+    ) -> Result<Vec<String>, GeminiCallError> {
+        self.policy
+            .call_once(deadline, || self.list_models_once(page_size))
+            .await
+    }
+
+    async fn list_models_once(&self, page_size: u32) -> Result<Vec<String>, GeminiError> {
         let response = self
             .http
             .get(self.url("models")?)
@@ -106,9 +127,26 @@ impl GeminiClient {
     /// The answer is parsed and checked for the schema's top-level required
     /// fields; anything else is [`GeminiError::UnusableOutput`].
     ///
+    /// Retried under the Gemini policy when the failure can pass; unusable
+    /// output is never retried here (the caller decides on a repair attempt).
+    ///
     /// # Errors
-    /// [`GeminiError`]: transport, API errors, or unusable model output.
-    pub async fn generate_json(&self, prompt: &StructuredPrompt<'_>) -> Result<Value, GeminiError> {
+    /// [`GeminiCallError`]: transport, API errors, unusable model output, an
+    /// open breaker or a passed deadline.
+    pub async fn generate_json(
+        &self,
+        prompt: &StructuredPrompt<'_>,
+        deadline: Deadline,
+    ) -> Result<Value, GeminiCallError> {
+        self.policy
+            .call(deadline, || self.generate_json_once(prompt))
+            .await
+    }
+
+    async fn generate_json_once(
+        &self,
+        prompt: &StructuredPrompt<'_>,
+    ) -> Result<Value, GeminiError> {
         let body = wire::GenerateContentRequest::structured(prompt, MAX_OUTPUT_TOKENS);
         let response = self
             .http
@@ -131,22 +169,33 @@ impl GeminiClient {
     /// normalised to unit length (Gemini leaves reduced sizes unnormalised).
     ///
     /// # Errors
-    /// [`GeminiError`]; more than [`MAX_EMBED_BATCH`] texts is a caller bug
-    /// reported as [`GeminiError::Decode`] without calling Gemini.
+    /// [`GeminiCallError`]; more than [`MAX_EMBED_BATCH`] texts is a caller
+    /// bug reported as [`GeminiError::Decode`] without calling Gemini.
     pub async fn embed_batch(
         &self,
         texts: &[String],
         task_type: TaskType,
-    ) -> Result<Vec<Vec<f32>>, GeminiError> {
+        deadline: Deadline,
+    ) -> Result<Vec<Vec<f32>>, GeminiCallError> {
         if texts.len() > MAX_EMBED_BATCH {
-            return Err(GeminiError::Decode(format!(
+            return Err(GeminiCallError::Upstream(GeminiError::Decode(format!(
                 "{} texts in one batch; Gemini takes at most {MAX_EMBED_BATCH}",
                 texts.len()
-            )));
+            ))));
         }
         if texts.is_empty() {
             return Ok(Vec::new());
         }
+        self.policy
+            .call(deadline, || self.embed_batch_once(texts, task_type))
+            .await
+    }
+
+    async fn embed_batch_once(
+        &self,
+        texts: &[String],
+        task_type: TaskType,
+    ) -> Result<Vec<Vec<f32>>, GeminiError> {
         let model = self.embedding_model_version();
         let body = wire::BatchEmbedRequest::new(&model, texts, task_type, self.embedding_dimension);
         let response = self

@@ -1,7 +1,14 @@
 //! What can go wrong when calling PostgREST, parsed from its error body
 //! `{"code", "message", "details", "hint"}`.
 
+use std::time::Duration;
+
 use serde::Deserialize;
+
+use crate::resilience::{CallError, Failure};
+
+/// A PostgREST call's failure after the resilience policy (retries, breaker, deadline).
+pub type SupabaseCallError = CallError<SupabaseError>;
 
 /// A failed PostgREST call.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +35,9 @@ pub enum SupabaseError {
         /// PostgREST's hint, when given.
         hint: Option<String>,
     },
+    /// A 2xx answer whose body is not what we asked for.
+    #[error("{0}")]
+    Decode(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,6 +74,50 @@ impl SupabaseError {
             message: parsed.message.unwrap_or_default(),
             details: parsed.details,
             hint: parsed.hint,
+        }
+    }
+}
+
+impl SupabaseError {
+    /// The HTTP status PostgREST answered with, if it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api { status, .. } => Some(*status),
+            Self::Transport { .. } | Self::Decode(_) => None,
+        }
+    }
+}
+
+impl Failure for SupabaseError {
+    /// Connection failures, timeouts, 429 and 5xx can pass; an RLS
+    /// rejection, a unique violation or a bad filter cannot.
+    fn is_retryable(&self) -> bool {
+        match self {
+            Self::Transport { .. } => true,
+            Self::Api { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
+            Self::Decode(_) => false,
+        }
+    }
+
+    fn is_dependency_failure(&self) -> bool {
+        match self {
+            Self::Transport { .. } | Self::Decode(_) => true,
+            Self::Api { status, .. } => *status == 429 || *status >= 500,
+        }
+    }
+
+    fn is_rate_limit(&self) -> bool {
+        self.status() == Some(429)
+    }
+
+    fn retry_hint(&self) -> Option<Duration> {
+        None
+    }
+
+    fn timed_out(after: Duration) -> Self {
+        Self::Transport {
+            message: format!("no answer within {after:?}"),
+            timed_out: true,
         }
     }
 }

@@ -7,13 +7,19 @@
 
 mod error;
 
-pub use error::SupabaseError;
+pub use error::{SupabaseCallError, SupabaseError};
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use postgrest::Postgrest;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
 
+use crate::auth::Role;
 use crate::config::{Secret, SupabaseSettings};
+use crate::resilience::{BreakerState, Deadline, Dependency};
 
 /// A handle to the project's PostgREST API; cheap to clone.
 #[derive(Clone)]
@@ -22,6 +28,7 @@ pub struct SupabaseClient {
     service: Postgrest,
     service_key: Secret,
     timeout: Duration,
+    policy: Arc<Dependency>,
 }
 
 impl std::fmt::Debug for SupabaseClient {
@@ -37,7 +44,7 @@ impl SupabaseClient {
     ///
     /// Keys were checked to be valid header values when settings were loaded,
     /// which `Postgrest::insert_header` would otherwise panic on.
-    pub fn new(settings: &SupabaseSettings) -> Self {
+    pub fn new(settings: &SupabaseSettings, policy: Arc<Dependency>) -> Self {
         let base = settings.rest_url.as_str().trim_end_matches('/').to_owned();
         let service =
             Postgrest::new(base).insert_header("apikey", settings.service_role_key.expose());
@@ -45,31 +52,93 @@ impl SupabaseClient {
             service,
             service_key: settings.service_role_key.clone(),
             timeout: settings.timeout,
+            policy,
         }
     }
 
+    /// The database breaker's state, for the readiness body.
+    pub fn breaker_state(&self) -> BreakerState {
+        self.policy.breaker_state()
+    }
+
     /// Reads one `orgs` row with the service key: proves the REST server, the
-    /// database behind it and our key all work.
+    /// database behind it and our key all work. One attempt, no retries: a
+    /// probe must answer quickly.
     ///
     /// # Errors
-    /// [`SupabaseError`] when the call fails or PostgREST refuses it.
-    pub async fn ping(&self) -> Result<(), SupabaseError> {
-        let response = self
-            .service
-            .from("orgs")
-            .auth(self.service_key.expose())
-            .select("id")
-            .limit(1)
+    /// [`SupabaseCallError`] when the call fails, PostgREST refuses it, or
+    /// the database breaker is open.
+    pub async fn ping(&self, deadline: Deadline) -> Result<(), SupabaseCallError> {
+        self.policy
+            .call_once(deadline, || self.read_one_org())
+            .await
+    }
+
+    async fn read_one_org(&self) -> Result<(), SupabaseError> {
+        let request = self.service_request("orgs").select("id").limit(1);
+        let _rows: Vec<serde::de::IgnoredAny> = self.execute(request).await?;
+        Ok(())
+    }
+
+    /// The organisation and role of `user_id`, read with the service key
+    /// (a user may not yet be able to read their own membership through RLS).
+    /// A user with several memberships gets the oldest, as the original did.
+    ///
+    /// # Errors
+    /// [`SupabaseCallError`] when the call fails after retries.
+    pub async fn membership(
+        &self,
+        user_id: Uuid,
+        deadline: Deadline,
+    ) -> Result<Option<MembershipRow>, SupabaseCallError> {
+        self.policy
+            .call(deadline, || async {
+                let request = self
+                    .service_request("org_memberships")
+                    .select("org_id,role")
+                    .eq("user_id", user_id.to_string())
+                    .order("created_at.asc")
+                    .limit(1);
+                let rows: Vec<MembershipRow> = self.execute(request).await?;
+                Ok(rows.into_iter().next())
+            })
+            .await
+    }
+
+    /// A request on `table` carrying the service-role key.
+    fn service_request(&self, table: &str) -> postgrest::Builder {
+        self.service.from(table).auth(self.service_key.expose())
+    }
+
+    /// Sends one request with the attempt timeout and decodes a 2xx body.
+    async fn execute<T: DeserializeOwned>(
+        &self,
+        request: postgrest::Builder,
+    ) -> Result<T, SupabaseError> {
+        let response = request
             .build()
             .timeout(self.timeout)
             .send()
             .await
             .map_err(|e| SupabaseError::transport(e.is_timeout(), &e))?;
         let status = response.status().as_u16();
-        if (200..300).contains(&status) {
-            return Ok(());
+        let body = response
+            .text()
+            .await
+            .map_err(|e| SupabaseError::transport(e.is_timeout(), &e))?;
+        if !(200..300).contains(&status) {
+            return Err(SupabaseError::from_response(status, &body));
         }
-        let body = response.text().await.unwrap_or_default();
-        Err(SupabaseError::from_response(status, &body))
+        serde_json::from_str(&body)
+            .map_err(|e| SupabaseError::Decode(format!("unexpected PostgREST body: {e}")))
     }
+}
+
+/// One `org_memberships` row.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct MembershipRow {
+    /// The organisation.
+    pub org_id: Uuid,
+    /// The member's role in it.
+    pub role: Role,
 }

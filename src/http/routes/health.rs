@@ -8,7 +8,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use crate::services::readiness::Checks;
+use crate::services::readiness::{Breakers, Checks};
 use crate::state::AppState;
 
 /// Routes of this module.
@@ -34,11 +34,13 @@ pub struct HealthResponse {
     uptime_seconds: u64,
 }
 
-/// Body of `GET /api/readiness`; `uptime_seconds` only when ready, as the original.
+/// Body of `GET /api/readiness`; `uptime_seconds` only when ready, as the
+/// original. `circuit_breakers` is the port's addition.
 #[derive(Debug, Serialize)]
 pub struct ReadinessResponse {
     status: &'static str,
     checks: Checks,
+    circuit_breakers: Breakers,
     #[serde(skip_serializing_if = "Option::is_none")]
     uptime_seconds: Option<u64>,
 }
@@ -60,10 +62,12 @@ async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
 
 async fn readiness(State(state): State<AppState>) -> Response {
     let checks = state.readiness.checks().await;
+    let circuit_breakers = state.readiness.breakers();
     let (status, body) = if checks.all_ok() {
         let body = ReadinessResponse {
             status: "ready",
             checks,
+            circuit_breakers,
             uptime_seconds: Some(state.uptime_seconds()),
         };
         (StatusCode::OK, body)
@@ -71,6 +75,7 @@ async fn readiness(State(state): State<AppState>) -> Response {
         let body = ReadinessResponse {
             status: "not_ready",
             checks,
+            circuit_breakers,
             uptime_seconds: None,
         };
         (StatusCode::SERVICE_UNAVAILABLE, body)
