@@ -9,10 +9,12 @@
 //! - [`error`]: [`error::ApiError`], the one error type clients see.
 //! - [`state`], [`telemetry`], [`shutdown`]: shared state, logging, signals.
 
+pub mod auth;
 pub mod clients;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod resilience;
 pub mod services;
 pub mod shutdown;
 pub mod startup;

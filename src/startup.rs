@@ -10,10 +10,15 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use tokio::net::TcpListener;
 
+use crate::auth::TokenVerifier;
 use crate::clients::gemini::{GeminiClient, GeminiError};
 use crate::clients::supabase::SupabaseClient;
 use crate::config::Settings;
 use crate::http;
+use crate::resilience::Dependency;
+use crate::services::embeddings::EmbeddingService;
+use crate::services::enrichment::EnrichmentService;
+use crate::services::membership::MembershipDirectory;
 use crate::services::readiness::ReadinessProbe;
 use crate::state::AppState;
 
@@ -56,10 +61,32 @@ impl Application {
             .local_addr()
             .map_err(|source| StartupError::Bind { addr, source })?;
 
-        let gemini = GeminiClient::new(&settings.gemini)?;
-        let supabase = SupabaseClient::new(&settings.supabase);
+        let gemini_policy = Arc::new(Dependency::new(
+            "gemini",
+            &settings.resilience,
+            settings.gemini.max_concurrency,
+            settings.gemini.timeout,
+        ));
+        let database_policy = Arc::new(Dependency::new(
+            "database",
+            &settings.resilience,
+            settings.supabase.max_concurrency,
+            settings.supabase.timeout,
+        ));
+        let gemini = GeminiClient::new(&settings.gemini, gemini_policy)?;
+        let supabase = SupabaseClient::new(&settings.supabase, database_policy);
         let shutdown_grace = settings.server.shutdown_grace;
         let state = AppState {
+            tokens: TokenVerifier::new(settings.supabase.jwt_secret.clone()),
+            memberships: Arc::new(MembershipDirectory::new(supabase.clone())),
+            enrichment: Arc::new(EnrichmentService::new(
+                gemini.clone(),
+                settings.batch.concurrency,
+            )),
+            embeddings: Arc::new(EmbeddingService::new(
+                gemini.clone(),
+                settings.batch.concurrency,
+            )),
             readiness: Arc::new(ReadinessProbe::new(supabase, gemini)),
             settings: Arc::new(settings),
             started_at: Instant::now(),

@@ -1,10 +1,14 @@
-//! State shared by all handlers: settings, dependency clients and services.
-//! Built once in `startup`; cloning is cheap (everything is behind `Arc`).
+//! State shared by all handlers: settings and services. Built once in
+//! `startup`; cloning is cheap (everything is behind `Arc`).
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::auth::TokenVerifier;
 use crate::config::Settings;
+use crate::services::embeddings::EmbeddingService;
+use crate::services::enrichment::EnrichmentService;
+use crate::services::membership::MembershipDirectory;
 use crate::services::readiness::ReadinessProbe;
 
 /// What handlers can reach.
@@ -12,6 +16,14 @@ use crate::services::readiness::ReadinessProbe;
 pub struct AppState {
     /// Validated settings.
     pub settings: Arc<Settings>,
+    /// Verifies callers' access tokens.
+    pub tokens: TokenVerifier,
+    /// Callers' organisations and roles.
+    pub memberships: Arc<MembershipDirectory>,
+    /// Product enrichment.
+    pub enrichment: Arc<EnrichmentService>,
+    /// Embeddings.
+    pub embeddings: Arc<EmbeddingService>,
     /// Dependency checks behind `/api/readiness`.
     pub readiness: Arc<ReadinessProbe>,
     /// When the process started serving, for `uptime_seconds`.

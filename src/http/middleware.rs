@@ -1,6 +1,7 @@
 //! Middleware of our own: request ids, the request deadline, and the error
 //! envelope for answers that did not come from a handler.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
@@ -8,7 +9,10 @@ use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use tokio::sync::Semaphore;
+
 use crate::error::ApiError;
+use crate::resilience::Deadline;
 
 /// Header carrying the request id, both ways.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -43,9 +47,17 @@ fn new_request_id() -> HeaderValue {
     HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("invalid-request-id"))
 }
 
-/// Ends a request that runs past `REQUEST_TIMEOUT_SECONDS` with 504, so no
-/// client waits forever whatever a dependency does.
-pub async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+/// Time kept back from services so they can still answer (a batch with
+/// per-item errors, say) before the hard stop cuts the request off.
+const ANSWER_MARGIN: Duration = Duration::from_millis(250);
+
+/// Gives the request its [`Deadline`] (`REQUEST_TIMEOUT_SECONDS`) and ends it
+/// with 504 if it runs past, so no client waits forever whatever a dependency does.
+pub async fn deadline(State(limit): State<Duration>, mut request: Request, next: Next) -> Response {
+    let margin = ANSWER_MARGIN.min(limit / 4);
+    request
+        .extensions_mut()
+        .insert(Deadline::after(limit - margin));
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::GatewayTimeout(format!(
@@ -53,6 +65,26 @@ pub async fn deadline(State(limit): State<Duration>, request: Request, next: Nex
             limit.as_secs()
         ))
         .into_response(),
+    }
+}
+
+/// Sheds load: past `MAX_IN_FLIGHT_REQUESTS` requests in flight, new ones get
+/// 503 at once instead of queueing without bound.
+pub async fn shed_load(
+    State(slots): State<Arc<Semaphore>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match slots.try_acquire() {
+        Ok(_permit) => next.run(request).await,
+        Err(_) => {
+            tracing::warn!("overloaded: request shed");
+            ApiError::ServiceUnavailable {
+                message: "server is overloaded; retry shortly".to_owned(),
+                retry_after: Some(Duration::from_secs(1)),
+            }
+            .into_response()
+        }
     }
 }
 

@@ -1,10 +1,15 @@
 //! The HTTP edge: routes, and the middleware every request passes through.
 //! Handlers stay thin: parse input, call a service, map the result to JSON.
 
+pub mod auth;
+pub mod extract;
 pub mod middleware;
 pub mod routes;
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -34,7 +39,9 @@ pub fn router(state: AppState) -> Router {
     // then the span, CORS (so error answers get CORS headers too), the error
     // envelope (so answers from the layers below are enveloped), panic
     // catching, body limits and finally the request deadline.
-    routes::router()
+    let shed = Arc::new(Semaphore::new(server.max_in_flight_requests));
+    routes::probes()
+        .merge(routes::api().layer(from_fn_with_state(shed, middleware::shed_load)))
         .fallback(|| async { ApiError::NotFound("resource not found".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
