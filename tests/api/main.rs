@@ -9,6 +9,8 @@
 
 mod helpers;
 
+mod auth;
+mod enrichment;
 mod errors;
 mod gemini_client;
 mod health;

@@ -44,7 +44,6 @@ async fn embed(
         None => TaskType::RetrievalDocument,
         Some(name) => parse_task_type(&name)?,
     };
-    body.finish()?;
     let embeddings = state.embeddings.embed(texts, task_type, deadline).await?;
     Ok(Json(EmbeddingsResponse {
         model: state.settings.gemini.embedding_model.clone(),

@@ -47,7 +47,6 @@ async fn enrich(
         category: body.optional_str("category", MAX_CATEGORY_CHARS)?,
         additional_context: body.optional_str("additional_context", MAX_CONTEXT_CHARS)?,
     };
-    body.finish()?;
     Ok(Json(state.enrichment.enrich(&request, deadline).await?))
 }
 
@@ -64,7 +63,6 @@ async fn enrich_batch(
         MAX_PRODUCT_NAME_CHARS,
         |max| format!("Maximum {max} products per batch"),
     )?;
-    body.finish()?;
     let total = names.len();
     let items = state.enrichment.enrich_batch(names.clone(), deadline);
     if wants_ndjson(&headers) {
