@@ -10,6 +10,7 @@
 mod helpers;
 
 mod auth;
+mod embeddings;
 mod enrichment;
 mod errors;
 mod gemini_client;
