@@ -16,3 +16,4 @@ mod errors;
 mod gemini_client;
 mod health;
 mod lifecycle;
+mod resilience;

@@ -1,0 +1,285 @@
+//! Retries, breakers, concurrency limits and deadlines, end to end: the
+//! emulator's fault injection for Gemini, a broken proxy for the REST server.
+
+use std::time::{Duration, Instant};
+
+use gemini_emulator::{Fault, FaultRule, Faults, Quota};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, create_tenant, poll_until, spawn_app_with};
+
+const ENRICH: &str = "/api/products/enrich";
+const BATCH: &str = "/api/products/enrich-batch";
+
+fn gemini_error(status: u16, quota: Quota, retry_delay_seconds: Option<f64>) -> Fault {
+    Fault::Error {
+        status,
+        quota,
+        retry_delay_seconds,
+    }
+}
+
+fn faults(rules: Vec<FaultRule>) -> Faults {
+    Faults {
+        rules,
+        ..Faults::default()
+    }
+}
+
+async fn enrich(
+    app: &TestApp,
+    token: &str,
+    name: &str,
+) -> (u16, Value, reqwest::header::HeaderMap) {
+    let response = app
+        .post_json(ENRICH, Some(token), &json!({ "product_name": name }))
+        .await;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, response.json().await.unwrap(), headers)
+}
+
+#[tokio::test]
+async fn a_batch_of_50_succeeds_when_30_percent_of_gemini_calls_fail_with_503() {
+    // Each attempt of an item fails with p = 0.3 whatever happened before, so
+    // with the default 3 attempts an item is lost with p = 0.3^3 = 2.7%, and
+    // about one in a batch of 50 would be. With 10 attempts the batch is lost
+    // with p = 50 × 0.3^10 = 0.03%: this test checks that retries rescue the
+    // items, not the probability arithmetic.
+    let app = spawn_app_with(|env| {
+        env.insert("MAX_BATCH_SIZE".into(), "50".into());
+        env.insert("RETRY_MAX_ATTEMPTS".into(), "10".into());
+    })
+    .await;
+    let tenant = create_tenant().await;
+    app.gemini.set_faults(faults(vec![
+        FaultRule::always(gemini_error(503, Quota::PerMinute, None)).at_rate(0.3),
+    ]));
+    let names: Vec<String> = (0..50).map(|i| format!("Flaky product {i}")).collect();
+
+    let response = app
+        .post_json(
+            BATCH,
+            Some(&tenant.requester.token),
+            &json!({ "product_names": names }),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 50);
+    let failed: Vec<&Value> = results
+        .iter()
+        .filter(|r| r.get("error").is_some())
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    let calls = app.gemini.stats().calls_of("generateContent");
+    // 3 calls in 10 fail, so 50 successes need about 50 / 0.7 = 72 calls.
+    assert!(calls > 50, "nothing was retried ({calls} calls)");
+    eprintln!(
+        "30% 503: 50 items took {calls} generateContent calls ({} retries)",
+        calls - 50
+    );
+}
+
+#[tokio::test]
+async fn a_per_minute_429_is_retried_after_its_retry_delay() {
+    let app = spawn_app_with(|_| {}).await;
+    let tenant = create_tenant().await;
+    app.gemini.set_faults(faults(vec![
+        FaultRule::always(gemini_error(429, Quota::PerMinute, Some(2.0))).times(1),
+    ]));
+
+    let start = Instant::now();
+    let (status, body, _) = enrich(&app, &tenant.requester.token, "Slack").await;
+    let took = start.elapsed();
+
+    assert_eq!(status, 200, "{body}");
+    assert!(took >= Duration::from_secs(2), "retried after {took:?}");
+    assert_eq!(app.gemini.stats().calls_of("generateContent"), 2);
+}
+
+#[tokio::test]
+async fn a_per_day_429_is_not_retried() {
+    let app = spawn_app_with(|_| {}).await;
+    let tenant = create_tenant().await;
+    app.gemini
+        .set_faults(faults(vec![FaultRule::always(gemini_error(
+            429,
+            Quota::PerDay,
+            Some(2.0),
+        ))]));
+
+    let (status, body, _) = enrich(&app, &tenant.requester.token, "Slack").await;
+
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "SERVICE_UNAVAILABLE");
+    assert_eq!(app.gemini.stats().calls_of("generateContent"), 1);
+}
+
+#[tokio::test]
+async fn the_gemini_breaker_opens_fails_fast_and_closes_after_one_good_trial() {
+    let app = spawn_app_with(|env| {
+        env.insert("CIRCUIT_BREAKER_FAIL_MAX".into(), "3".into());
+        env.insert("CIRCUIT_BREAKER_TIMEOUT".into(), "1".into());
+        env.insert("RETRY_MAX_ATTEMPTS".into(), "1".into());
+    })
+    .await;
+    let tenant = create_tenant().await;
+    let token = &tenant.requester.token;
+    app.gemini
+        .set_faults(faults(vec![FaultRule::always(gemini_error(
+            500,
+            Quota::PerMinute,
+            None,
+        ))]));
+
+    for _ in 0..3 {
+        let (status, _, _) = enrich(&app, token, "Slack").await;
+        assert_eq!(status, 503);
+    }
+    assert_eq!(app.gemini.stats().calls_of("generateContent"), 3);
+
+    // Open: answered at once, without reaching Gemini.
+    app.gemini.reset();
+    let mut latencies = Vec::new();
+    let mut retry_after = 0;
+    for _ in 0..9 {
+        let start = Instant::now();
+        let (status, body, headers) = enrich(&app, token, "Slack").await;
+        latencies.push(start.elapsed());
+        assert_eq!(status, 503);
+        assert_eq!(body["error"]["code"], "SERVICE_UNAVAILABLE");
+        retry_after = headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap();
+        assert!((1..=1).contains(&retry_after), "Retry-After {retry_after}");
+    }
+    assert_eq!(app.gemini.stats().total_calls(), 0);
+    latencies.sort();
+    let median = latencies[latencies.len() / 2];
+    eprintln!(
+        "breaker open: fail-fast latency median {median:?}, max {:?} (HTTP round trip included)",
+        latencies[latencies.len() - 1]
+    );
+    assert!(median < Duration::from_millis(10), "median {median:?}");
+    let readiness: Value = app.get("/api/readiness").await.json().await.unwrap();
+    assert_eq!(readiness["circuit_breakers"]["gemini"], "open");
+
+    // After the cool-down, Gemini has recovered: one trial call closes the breaker.
+    app.gemini.set_faults(Faults::default());
+    tokio::time::sleep(Duration::from_secs(retry_after)).await;
+    let (status, body, _) = enrich(&app, token, "Slack").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(app.gemini.stats().calls_of("generateContent"), 1);
+    let readiness: Value = app.get("/api/readiness").await.json().await.unwrap();
+    assert_eq!(readiness["circuit_breakers"]["gemini"], "closed");
+}
+
+#[tokio::test]
+async fn a_hanging_gemini_hits_the_attempt_timeout_and_the_request_deadline_holds() {
+    let app = spawn_app_with(|env| {
+        env.insert("GEMINI_TIMEOUT_SECONDS".into(), "1".into());
+        env.insert("REQUEST_TIMEOUT_SECONDS".into(), "3".into());
+        env.insert("RETRY_MAX_ATTEMPTS".into(), "5".into());
+    })
+    .await;
+    let tenant = create_tenant().await;
+    app.gemini
+        .set_faults(faults(vec![FaultRule::always(Fault::Hang)]));
+
+    let start = Instant::now();
+    let (status, body, _) = enrich(&app, &tenant.requester.token, "Slack").await;
+    let took = start.elapsed();
+
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(body["error"]["code"], "GATEWAY_TIMEOUT");
+    assert!(took < Duration::from_millis(3500), "took {took:?}");
+    let attempts = app.gemini.stats().calls_of("generateContent");
+    // 1 s attempts in a 3 s budget: more than one attempt, fewer than allowed.
+    assert!((2..5).contains(&attempts), "{attempts} attempts");
+    eprintln!("hanging Gemini: 504 after {took:?}, {attempts} attempts of 1 s");
+}
+
+#[tokio::test]
+async fn concurrent_batches_never_exceed_the_global_gemini_limit() {
+    let app = spawn_app_with(|env| {
+        env.insert("GEMINI_MAX_CONCURRENCY".into(), "4".into());
+        env.insert("BATCH_CONCURRENCY".into(), "20".into());
+    })
+    .await;
+    let tenant = create_tenant().await;
+    app.gemini.set_faults(Faults {
+        latency_ms: 50,
+        ..Faults::default()
+    });
+
+    let batches = (0..4).map(|b| {
+        let names: Vec<String> = (0..20).map(|i| format!("Batch {b} item {i}")).collect();
+        let app = &app;
+        let token = tenant.requester.token.clone();
+        async move {
+            app.post_json(BATCH, Some(&token), &json!({ "product_names": names }))
+                .await
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    });
+    let bodies = futures_util::future::join_all(batches).await;
+
+    for body in &bodies {
+        let results = body["results"].as_array().unwrap();
+        assert!(results.iter().all(|r| r.get("error").is_none()), "{body}");
+    }
+    let stats = app.gemini.stats();
+    assert_eq!(stats.calls_of("generateContent"), 80);
+    assert_eq!(stats.max_in_flight, 4, "high-water mark");
+}
+
+#[tokio::test]
+async fn an_unreachable_rest_server_opens_the_database_breaker_and_the_service_recovers() {
+    let app = spawn_app_with(|env| {
+        env.insert("CIRCUIT_BREAKER_FAIL_MAX".into(), "2".into());
+        env.insert("CIRCUIT_BREAKER_TIMEOUT".into(), "1".into());
+        env.insert("RETRY_MAX_ATTEMPTS".into(), "1".into());
+    })
+    .await;
+    let tenant = create_tenant().await;
+    let token = &tenant.admin.token;
+
+    app.rest.break_networking();
+    for _ in 0..2 {
+        let response = app.get_as("/api/auth/verify", token).await;
+        assert_eq!(response.status(), 503);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "DATABASE_ERROR");
+    }
+    let response = app.get_as("/api/auth/verify", token).await;
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "SERVICE_UNAVAILABLE");
+
+    let response = app.get("/api/readiness").await;
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["checks"]["database"], false);
+    assert_eq!(body["circuit_breakers"]["database"], "open");
+    assert_eq!(app.gemini.stats().calls_of("generateContent"), 0);
+
+    // The REST server is back: no restart, no operator; the next probes after
+    // the cool-down close the breaker.
+    app.rest.restore_networking();
+    let (status, body, took) =
+        poll_until(&app, "/api/readiness", Duration::from_secs(10), |s, _| {
+            s == 200
+        })
+        .await;
+    assert_eq!(status, 200, "still {body} after {took:?}");
+    assert_eq!(body["circuit_breakers"]["database"], "closed");
+    let response = app.get_as("/api/auth/verify", token).await;
+    assert_eq!(response.status(), 200);
+}
