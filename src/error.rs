@@ -327,4 +327,35 @@ mod tests {
         .into_response();
         assert_eq!(response.headers()[header::RETRY_AFTER], "2");
     }
+
+    #[test]
+    fn postgrest_answers_map_by_their_code_and_outages_are_database_errors() {
+        let api = |status: u16, code: &str| {
+            ApiError::from(CallError::Upstream(SupabaseError::Api {
+                status,
+                code: code.to_owned(),
+                message: "m".into(),
+                details: None,
+                hint: None,
+            }))
+        };
+        let cases = [
+            (api(403, "42501"), 403),
+            (api(409, "23505"), 409),
+            (api(409, "23503"), 400),
+            (api(406, "PGRST116"), 404),
+            (api(401, "PGRST301"), 401),
+            (api(400, "22P02"), 400),
+            (api(500, "XX000"), 503),
+            (api(429, ""), 503),
+        ];
+        for (error, status) in cases {
+            assert_eq!(error.status().as_u16(), status, "{error:?}");
+        }
+        let down = ApiError::from(SupabaseCallError::Upstream(SupabaseError::Transport {
+            message: "connection refused".into(),
+            timed_out: false,
+        }));
+        assert_eq!(down.code(), "DATABASE_ERROR");
+    }
 }
