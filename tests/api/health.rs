@@ -106,6 +106,27 @@ async fn readiness_reports_gemini_false_when_gemini_rejects_the_key() {
 }
 
 #[tokio::test]
+async fn readiness_reports_gemini_false_when_gemini_is_not_running() {
+    // A port that was just free: nothing listens there, as when the emulator is stopped.
+    let stopped = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = stopped.local_addr().unwrap();
+    drop(stopped);
+    let app = spawn_app_with(|vars| {
+        vars.insert("GEMINI_BASE_URL".into(), format!("http://{address}"));
+    })
+    .await;
+
+    let response = app.get("/api/readiness").await;
+
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["checks"],
+        json!({"database": true, "gemini_api": false})
+    );
+}
+
+#[tokio::test]
 async fn readiness_reports_database_false_when_the_service_key_is_forged() {
     let app = spawn_app_with(|vars| {
         vars.insert(
