@@ -16,6 +16,7 @@ use crate::clients::supabase::SupabaseClient;
 use crate::config::Settings;
 use crate::http;
 use crate::resilience::Dependency;
+use crate::services::catalog::CatalogService;
 use crate::services::embeddings::EmbeddingService;
 use crate::services::enrichment::EnrichmentService;
 use crate::services::membership::MembershipDirectory;
@@ -76,6 +77,10 @@ impl Application {
         let gemini = GeminiClient::new(&settings.gemini, gemini_policy)?;
         let supabase = SupabaseClient::new(&settings.supabase, database_policy);
         let shutdown_grace = settings.server.shutdown_grace;
+        let embeddings = Arc::new(EmbeddingService::new(
+            gemini.clone(),
+            settings.batch.concurrency,
+        ));
         let state = AppState {
             tokens: TokenVerifier::new(settings.supabase.jwt_secret.clone()),
             memberships: Arc::new(MembershipDirectory::new(supabase.clone())),
@@ -83,10 +88,8 @@ impl Application {
                 gemini.clone(),
                 settings.batch.concurrency,
             )),
-            embeddings: Arc::new(EmbeddingService::new(
-                gemini.clone(),
-                settings.batch.concurrency,
-            )),
+            embeddings: Arc::clone(&embeddings),
+            catalog: Arc::new(CatalogService::new(supabase.clone(), embeddings)),
             readiness: Arc::new(ReadinessProbe::new(supabase, gemini)),
             settings: Arc::new(settings),
             started_at: Instant::now(),

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use crate::auth::TokenVerifier;
 use crate::config::Settings;
+use crate::services::catalog::CatalogService;
 use crate::services::embeddings::EmbeddingService;
 use crate::services::enrichment::EnrichmentService;
 use crate::services::membership::MembershipDirectory;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub enrichment: Arc<EnrichmentService>,
     /// Embeddings.
     pub embeddings: Arc<EmbeddingService>,
+    /// Catalog items, search and embedding repair.
+    pub catalog: Arc<CatalogService>,
     /// Dependency checks behind `/api/readiness`.
     pub readiness: Arc<ReadinessProbe>,
     /// When the process started serving, for `uptime_seconds`.

@@ -107,6 +107,74 @@ impl JsonObject {
     }
 }
 
+impl JsonObject {
+    /// An optional number within `min..=max` (absent or null means none).
+    pub fn optional_number(
+        &mut self,
+        name: &str,
+        min: f64,
+        max: f64,
+    ) -> Result<Option<f64>, ApiError> {
+        match self.0.remove(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => match n.as_f64() {
+                Some(v) if (min..=max).contains(&v) => Ok(Some(v)),
+                _ => Err(ApiError::BadRequest(format!(
+                    "{name} must be between {min} and {max}"
+                ))),
+            },
+            Some(_) => Err(ApiError::BadRequest(format!("{name} must be a number"))),
+        }
+    }
+
+    /// An optional whole number within `min..=max`.
+    pub fn optional_integer(
+        &mut self,
+        name: &str,
+        min: i64,
+        max: i64,
+    ) -> Result<Option<i64>, ApiError> {
+        let out_of_range =
+            || ApiError::BadRequest(format!("{name} must be an integer between {min} and {max}"));
+        match self.0.remove(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => match n.as_i64() {
+                Some(v) if (min..=max).contains(&v) => Ok(Some(v)),
+                _ => Err(out_of_range()),
+            },
+            Some(_) => Err(out_of_range()),
+        }
+    }
+
+    /// An optional JSON object of at most `max_keys` keys and `max_bytes`
+    /// bytes once serialised.
+    pub fn optional_object(
+        &mut self,
+        name: &str,
+        max_keys: usize,
+        max_bytes: usize,
+    ) -> Result<Option<Map<String, Value>>, ApiError> {
+        match self.0.remove(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(map)) => {
+                if map.len() > max_keys {
+                    return Err(ApiError::BadRequest(format!(
+                        "{name} must have at most {max_keys} keys"
+                    )));
+                }
+                let size = serde_json::to_vec(&map).map_or(usize::MAX, |v| v.len());
+                if size > max_bytes {
+                    return Err(ApiError::BadRequest(format!(
+                        "{name} must be at most {max_bytes} bytes"
+                    )));
+                }
+                Ok(Some(map))
+            }
+            Some(_) => Err(ApiError::BadRequest(format!("{name} must be an object"))),
+        }
+    }
+}
+
 /// Trims, and refuses blank, overlong or control-character text.
 fn text(name: &str, value: String, max_chars: usize) -> Result<String, ApiError> {
     let trimmed = value.trim();

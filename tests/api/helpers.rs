@@ -319,6 +319,75 @@ pub async fn create_tenant() -> Tenant {
     }
 }
 
+/// Calls the real REST server directly (not through the app), with the
+/// service key unless `token` is given; returns status and JSON body. For
+/// seeding rows and for probing what the database allows a user to do.
+pub async fn rest(
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> (u16, Value) {
+    let env = stack_env();
+    let service_key = &env["SUPABASE_SERVICE_ROLE_KEY"];
+    let (apikey, bearer) = match token {
+        Some(token) => (&env["SUPABASE_KEY"], token),
+        None => (service_key, service_key.as_str()),
+    };
+    let response = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("cannot build client")
+        .request(method, format!("{}/{path}", env["POSTGREST_URL"]))
+        .header("apikey", apikey)
+        .header("Prefer", "return=representation")
+        .bearer_auth(bearer)
+        .json(body)
+        .send()
+        .await
+        .expect("REST server unreachable");
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// Inserts `count` items into `org` with the service key, without embeddings
+/// (as rows the original left behind); returns their ids.
+pub async fn insert_items_without_embeddings(
+    org: Uuid,
+    created_by: Uuid,
+    prefix: &str,
+    count: usize,
+) -> Vec<Uuid> {
+    let rows: Vec<Value> = (0..count)
+        .map(|i| {
+            json!({
+                "org_id": org,
+                "name": format!("{prefix} {i}"),
+                "description": format!("Seeded item number {i}"),
+                "category": "Office Supplies",
+                "created_by": created_by,
+            })
+        })
+        .collect();
+    let (status, body) = rest(
+        reqwest::Method::POST,
+        "catalog_items",
+        None,
+        &Value::Array(rows),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    body.as_array()
+        .expect("rows")
+        .iter()
+        .map(|row| row["id"].as_str().expect("id").parse().expect("uuid"))
+        .collect()
+}
+
 /// A valid access token for `user_id`, as Supabase Auth issues them.
 pub fn user_token(user_id: Uuid) -> String {
     let now = unix_now();

@@ -10,6 +10,7 @@
 mod helpers;
 
 mod auth;
+mod catalog;
 mod embeddings;
 mod enrichment;
 mod errors;

@@ -5,8 +5,10 @@
 //! bypass row-level security: they are kept to the few places that need it
 //! (readiness, membership look-ups, embedding writes and repair).
 
+mod catalog;
 mod error;
 
+pub use catalog::{CatalogItem, ItemEmbedding, ItemKey, ItemText, NewItemRow, SearchHit};
 pub use error::{SupabaseCallError, SupabaseError};
 
 use std::sync::Arc;
@@ -26,6 +28,8 @@ use crate::resilience::{BreakerState, Deadline, Dependency};
 pub struct SupabaseClient {
     /// Requests carrying the service-role key as both `apikey` and bearer token.
     service: Postgrest,
+    /// Requests made for a user: the anon key as `apikey`, the user's token as bearer.
+    user: Postgrest,
     service_key: Secret,
     timeout: Duration,
     policy: Arc<Dependency>,
@@ -46,10 +50,12 @@ impl SupabaseClient {
     /// which `Postgrest::insert_header` would otherwise panic on.
     pub fn new(settings: &SupabaseSettings, policy: Arc<Dependency>) -> Self {
         let base = settings.rest_url.as_str().trim_end_matches('/').to_owned();
-        let service =
-            Postgrest::new(base).insert_header("apikey", settings.service_role_key.expose());
+        let service = Postgrest::new(base.clone())
+            .insert_header("apikey", settings.service_role_key.expose());
+        let user = Postgrest::new(base).insert_header("apikey", settings.anon_key.expose());
         Self {
             service,
+            user,
             service_key: settings.service_role_key.clone(),
             timeout: settings.timeout,
             policy,
@@ -108,6 +114,28 @@ impl SupabaseClient {
     /// A request on `table` carrying the service-role key.
     fn service_request(&self, table: &str) -> postgrest::Builder {
         self.service.from(table).auth(self.service_key.expose())
+    }
+
+    /// A call of SQL function `function` with the service-role key.
+    fn service_rpc(&self, function: &str, params: &serde_json::Value) -> postgrest::Builder {
+        self.service
+            .rpc(function, params.to_string())
+            .auth(self.service_key.expose())
+    }
+
+    /// A request on `table` as the bearer of `token`: row-level security applies.
+    fn user_request(&self, table: &str, token: &str) -> postgrest::Builder {
+        self.user.from(table).auth(token)
+    }
+
+    /// A call of SQL function `function` as the bearer of `token`.
+    fn user_rpc(
+        &self,
+        function: &str,
+        params: &serde_json::Value,
+        token: &str,
+    ) -> postgrest::Builder {
+        self.user.rpc(function, params.to_string()).auth(token)
     }
 
     /// Sends one request with the attempt timeout and decodes a 2xx body.

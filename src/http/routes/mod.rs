@@ -1,6 +1,7 @@
 //! Route table: one module per resource, merged here.
 
 pub mod auth;
+pub mod catalog;
 pub mod embeddings;
 pub mod health;
 pub mod products;
@@ -20,4 +21,5 @@ pub fn api() -> Router<AppState> {
         .merge(auth::router())
         .merge(products::router())
         .merge(embeddings::router())
+        .merge(catalog::router())
 }

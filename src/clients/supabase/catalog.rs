@@ -1,0 +1,403 @@
+//! Catalog reads and writes through PostgREST: items, semantic search and
+//! bulk embedding writes. User-scoped calls carry the caller's token so
+//! row-level security decides; the service key is used only for embedding
+//! repair (coverage, the items to embed, and one bulk write per chunk).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::{SupabaseCallError, SupabaseClient};
+use crate::resilience::Deadline;
+
+/// A catalog item, in the original service's shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CatalogItem {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    pub category: Option<String>,
+    pub status: String,
+    #[serde(default)]
+    pub replacement_item_id: Option<Uuid>,
+    pub created_by: Uuid,
+    /// ISO 8601 with exactly six fractional digits (see [`timestamp`]); the
+    /// keyset cursor carries it verbatim, so no precision is lost.
+    #[serde(deserialize_with = "timestamp")]
+    pub created_at: String,
+    #[serde(deserialize_with = "timestamp")]
+    pub updated_at: String,
+    pub price: Option<f64>,
+    pub pricing_type: Option<String>,
+    pub product_url: Option<String>,
+    pub vendor: Option<String>,
+    pub sku: Option<String>,
+    #[serde(default)]
+    pub metadata: Option<Value>,
+}
+
+/// One semantic search result, as `search_catalog_items` returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchHit {
+    pub item_id: Uuid,
+    pub item_name: String,
+    pub item_description: Option<String>,
+    pub item_category: Option<String>,
+    pub item_metadata: Option<Value>,
+    pub item_status: String,
+    pub similarity_score: f64,
+}
+
+/// Where a page of items ends, in the list order (newest first, then id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemKey {
+    /// `created_at` exactly as PostgREST returned it.
+    pub created_at: String,
+    pub id: Uuid,
+}
+
+/// An item's text fields, for embedding.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ItemText {
+    pub id: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    pub category: Option<String>,
+}
+
+/// A validated new item, ready for `create_catalog_item_with_embedding`.
+#[derive(Debug, Clone, Default)]
+pub struct NewItemRow {
+    pub name: String,
+    pub description: Option<String>,
+    pub category: Option<String>,
+    pub status: Option<String>,
+    pub price: Option<f64>,
+    pub pricing_type: Option<String>,
+    pub product_url: Option<String>,
+    pub vendor: Option<String>,
+    pub sku: Option<String>,
+    pub metadata: Map<String, Value>,
+}
+
+/// An embedding and the model that made it (`models/...`).
+#[derive(Debug, Clone, Copy)]
+pub struct ItemEmbedding<'a> {
+    pub vector: &'a [f32],
+    pub model_version: &'a str,
+}
+
+#[derive(Deserialize)]
+struct Coverage {
+    total_items: u64,
+    items_with_embeddings: u64,
+}
+
+/// Postgres writes `…52.36089+00:00` in JSON built by SQL and some servers
+/// `…52.360890+00:00` for the same instant; fix the fraction at six digits so
+/// an item reads the same whichever path it came by.
+fn timestamp<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let raw = String::deserialize(deserializer)?;
+    Ok(six_digit_fraction(&raw))
+}
+
+fn six_digit_fraction(raw: &str) -> String {
+    // Seconds end at the 19th character: `YYYY-MM-DDTHH:MM:SS`.
+    let (Some(head), Some(rest)) = (raw.get(..19), raw.get(19..)) else {
+        return raw.to_owned();
+    };
+    let (digits, zone) = match rest.strip_prefix('.') {
+        Some(fraction) => {
+            let end = fraction
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(fraction.len());
+            fraction.split_at(end)
+        }
+        None => ("", rest),
+    };
+    if digits.len() > 6 {
+        return raw.to_owned();
+    }
+    format!("{head}.{digits:0<6}{zone}")
+}
+
+/// RPC parameters without the null ones. The SQL functions give every
+/// optional parameter a default, and leaving one out is the portable way to
+/// say "none": some PostgREST-compatible servers pass a JSON null as ''.
+fn rpc_params(params: Value) -> Value {
+    match params {
+        Value::Object(map) => {
+            Value::Object(map.into_iter().filter(|(_, v)| !v.is_null()).collect())
+        }
+        other => other,
+    }
+}
+
+/// pgvector's text form, `[0.1,0.2,...]`, which PostgREST casts to `vector`.
+fn vector_literal(values: &[f32]) -> String {
+    let mut text = String::with_capacity(values.len() * 12 + 2);
+    text.push('[');
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&v.to_string());
+    }
+    text.push(']');
+    text
+}
+
+impl SupabaseClient {
+    /// Active items of the caller's org nearest to `embedding`, best first.
+    ///
+    /// # Errors
+    /// [`SupabaseCallError`] when the call fails after retries.
+    pub async fn search_items(
+        &self,
+        token: &str,
+        org_id: Uuid,
+        embedding: &[f32],
+        threshold: f64,
+        limit: u32,
+        deadline: Deadline,
+    ) -> Result<Vec<SearchHit>, SupabaseCallError> {
+        let params = json!({
+            "query_embedding": vector_literal(embedding),
+            "org_uuid": org_id,
+            "similarity_threshold": threshold,
+            "result_limit": limit,
+        });
+        self.policy
+            .call(deadline, || {
+                self.execute(self.user_rpc("search_catalog_items", &params, token))
+            })
+            .await
+    }
+
+    /// A page of the org's items, newest first, after `after` when given.
+    ///
+    /// # Errors
+    /// [`SupabaseCallError`] when the call fails after retries.
+    pub async fn list_items(
+        &self,
+        token: &str,
+        org_id: Uuid,
+        status: Option<&str>,
+        limit: usize,
+        after: Option<&ItemKey>,
+        deadline: Deadline,
+    ) -> Result<Vec<CatalogItem>, SupabaseCallError> {
+        self.policy
+            .call(deadline, || {
+                let mut request = self
+                    .user_request("catalog_items", token)
+                    .select("*")
+                    .eq("org_id", org_id.to_string())
+                    .order("created_at.desc,id.desc")
+                    .limit(limit);
+                if let Some(status) = status {
+                    request = request.eq("status", status);
+                }
+                if let Some(key) = after {
+                    // Quoted: a timestamp holds `.`, `:` and `+`.
+                    request = request.or(format!(
+                        "created_at.lt.\"{t}\",and(created_at.eq.\"{t}\",id.lt.{id})",
+                        t = key.created_at,
+                        id = key.id
+                    ));
+                }
+                self.execute(request)
+            })
+            .await
+    }
+
+    /// The item, if the caller may read it.
+    ///
+    /// # Errors
+    /// [`SupabaseCallError`] when the call fails after retries.
+    pub async fn get_item(
+        &self,
+        token: &str,
+        id: Uuid,
+        deadline: Deadline,
+    ) -> Result<Option<CatalogItem>, SupabaseCallError> {
+        let rows: Vec<CatalogItem> = self
+            .policy
+            .call(deadline, || {
+                self.execute(
+                    self.user_request("catalog_items", token)
+                        .select("*")
+                        .eq("id", id.to_string())
+                        .limit(1),
+                )
+            })
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// Whether an item with this id exists in any org.
+    ///
+    /// # Errors
+    /// [`SupabaseCallError`] when the call fails after retries.
+    pub async fn item_exists(
+        &self,
+        token: &str,
+        id: Uuid,
+        deadline: Deadline,
+    ) -> Result<bool, SupabaseCallError> {
+        let params = json!({ "p_item_id": id });
+        self.policy
+            .call(deadline, || {
+                self.execute(self.user_rpc("catalog_item_exists", &params, token))
+            })
+            .await
+    }
+
+    /// Creates an item and its embedding in one transaction, as the caller.
+    /// The database checks that the caller is an admin of `org_id`.
+    ///
+    /// # Errors
+    /// [`SupabaseCallError`]; nothing is written when it fails.
+    pub async fn create_item(
+        &self,
+        token: &str,
+        org_id: Uuid,
+        created_by: Uuid,
+        item: &NewItemRow,
+        embedding: ItemEmbedding<'_>,
+        deadline: Deadline,
+    ) -> Result<CatalogItem, SupabaseCallError> {
+        let params = rpc_params(json!({
+            "p_org_id": org_id,
+            "p_name": item.name,
+            "p_description": item.description,
+            "p_category": item.category,
+            "p_created_by": created_by,
+            "p_status": item.status.as_deref().unwrap_or("active"),
+            "p_price": item.price,
+            "p_pricing_type": item.pricing_type,
+            "p_product_url": item.product_url,
+            "p_vendor": item.vendor,
+            "p_sku": item.sku,
+            "p_metadata": item.metadata,
+            "p_embedding": vector_literal(embedding.vector),
+            "p_model_version": embedding.model_version,
+        }));
+        // Not retried on a lost answer: a retry could create the item twice.
+        self.policy
+            .call_once(deadline, || {
+                self.execute(self.user_rpc("create_catalog_item_with_embedding", &params, token))
+            })
+            .await
+    }
+
+    /// The org's active items, and how many have an embedding by `model_version`.
+    ///
+    /// # Errors
+    /// [`SupabaseCallError`] when the call fails after retries.
+    pub async fn embedding_coverage(
+        &self,
+        org_id: Uuid,
+        model_version: &str,
+        deadline: Deadline,
+    ) -> Result<(u64, u64), SupabaseCallError> {
+        let params = json!({ "p_org_id": org_id, "p_model_version": model_version });
+        let rows: Vec<Coverage> = self
+            .policy
+            .call(deadline, || {
+                self.execute(self.service_rpc("catalog_embedding_coverage", &params))
+            })
+            .await?;
+        Ok(rows
+            .first()
+            .map_or((0, 0), |c| (c.total_items, c.items_with_embeddings)))
+    }
+
+    /// Up to `limit` (≤ 1,000) active items of the org without an embedding
+    /// by `model_version`, by id, after `after`.
+    ///
+    /// # Errors
+    /// [`SupabaseCallError`] when the call fails after retries.
+    pub async fn items_needing_embedding(
+        &self,
+        org_id: Uuid,
+        model_version: &str,
+        after: Option<Uuid>,
+        limit: usize,
+        deadline: Deadline,
+    ) -> Result<Vec<ItemText>, SupabaseCallError> {
+        let params = rpc_params(json!({
+            "p_org_id": org_id,
+            "p_model_version": model_version,
+            "p_after": after,
+            "p_limit": limit,
+        }));
+        self.policy
+            .call(deadline, || {
+                self.execute(self.service_rpc("catalog_items_needing_embedding", &params))
+            })
+            .await
+    }
+
+    /// Writes embeddings of the org's items in one request (an upsert);
+    /// returns the ids written. Safe to retry: writing twice is the same.
+    ///
+    /// # Errors
+    /// [`SupabaseCallError`] when the call fails after retries.
+    pub async fn save_embeddings(
+        &self,
+        org_id: Uuid,
+        model_version: &str,
+        embeddings: &[(Uuid, Vec<f32>)],
+        deadline: Deadline,
+    ) -> Result<Vec<Uuid>, SupabaseCallError> {
+        let rows: Vec<Value> = embeddings
+            .iter()
+            .map(|(id, vector)| json!({ "catalog_item_id": id, "embedding": vector_literal(vector) }))
+            .collect();
+        let params = json!({
+            "p_org_id": org_id,
+            "p_model_version": model_version,
+            "p_embeddings": rows,
+        });
+        self.policy
+            .call(deadline, || {
+                self.execute(self.service_rpc("save_catalog_item_embeddings", &params))
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vectors_use_pgvector_text_form() {
+        assert_eq!(vector_literal(&[0.5, -1.0, 0.25]), "[0.5,-1,0.25]");
+        assert_eq!(vector_literal(&[]), "[]");
+    }
+
+    #[test]
+    fn timestamps_get_six_fractional_digits() {
+        assert_eq!(
+            six_digit_fraction("2026-11-28T20:28:52.36089+00:00"),
+            "2026-11-28T20:28:52.360890+00:00"
+        );
+        assert_eq!(
+            six_digit_fraction("2026-11-28T20:28:52+00:00"),
+            "2026-11-28T20:28:52.000000+00:00"
+        );
+        assert_eq!(
+            six_digit_fraction("2026-11-28T20:28:52.123456Z"),
+            "2026-11-28T20:28:52.123456Z"
+        );
+        assert_eq!(six_digit_fraction("garbage"), "garbage");
+    }
+
+    #[test]
+    fn null_rpc_parameters_are_left_out() {
+        assert_eq!(rpc_params(json!({"a": 1, "b": null})), json!({"a": 1}));
+    }
+}

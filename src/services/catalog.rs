@@ -1,0 +1,400 @@
+//! The catalog: semantic search, items (list with keyset pagination, fetch,
+//! atomic create with embedding) and embedding repair. Reads and creates run
+//! as the caller so row-level security has the last word; only repair uses
+//! the service key, and it embeds in `batchEmbedContents` chunks written with
+//! one bulk request each.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::clients::gemini::{GeminiCallError, MAX_EMBED_BATCH, TaskType};
+use crate::clients::supabase::{
+    CatalogItem, ItemEmbedding, ItemKey, ItemText, NewItemRow, SearchHit, SupabaseCallError,
+    SupabaseClient,
+};
+use crate::resilience::Deadline;
+use crate::services::embeddings::{EmbeddingService, catalog_item_text};
+
+/// Items read per page while repairing (the SQL function's own cap).
+const REPAIR_PAGE: usize = 1_000;
+/// Chunks of one repair embedded and written at once. Small: repair is
+/// background work and must leave Gemini capacity to interactive requests.
+const REPAIR_CHUNK_CONCURRENCY: usize = 4;
+
+/// Why a catalog operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// Gemini could not embed the text.
+    #[error(transparent)]
+    Gemini(#[from] GeminiCallError),
+    /// The database call failed or was refused.
+    #[error(transparent)]
+    Database(#[from] SupabaseCallError),
+    /// No such item.
+    #[error("catalog item not found")]
+    NotFound,
+    /// The item exists but belongs to another organisation.
+    #[error("catalog item belongs to another organisation")]
+    OtherOrg,
+    /// The pagination cursor was not one we issued.
+    #[error("cursor is invalid")]
+    InvalidCursor,
+}
+
+/// One page of items and where the next starts.
+#[derive(Debug)]
+pub struct ItemPage {
+    /// Newest first.
+    pub items: Vec<CatalogItem>,
+    /// Opaque; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// What embedding repair found and did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct RepairReport {
+    /// The org's active items.
+    pub total_items: u64,
+    /// Of those, items with an embedding by the current model, before repair.
+    pub items_with_embeddings: u64,
+    /// Items missing an embedding or with one by another model, before repair.
+    pub items_without_embeddings: u64,
+    /// Items embedded and written now.
+    pub repaired: u64,
+    /// Items that could not be embedded or written.
+    pub failed: u64,
+    /// Their ids.
+    pub failed_items: Vec<Uuid>,
+}
+
+/// Catalog use cases.
+#[derive(Debug)]
+pub struct CatalogService {
+    supabase: SupabaseClient,
+    embeddings: Arc<EmbeddingService>,
+}
+
+impl CatalogService {
+    /// A service over `supabase`, embedding with `embeddings`.
+    pub fn new(supabase: SupabaseClient, embeddings: Arc<EmbeddingService>) -> Self {
+        Self {
+            supabase,
+            embeddings,
+        }
+    }
+
+    /// Active items of the caller's org semantically nearest to `query`.
+    ///
+    /// # Errors
+    /// [`CatalogError`] from Gemini or the database.
+    pub async fn search(
+        &self,
+        caller: &Caller,
+        query: String,
+        threshold: f64,
+        limit: u32,
+        deadline: Deadline,
+    ) -> Result<Vec<SearchHit>, CatalogError> {
+        let vectors = self
+            .embeddings
+            .embed(vec![query], TaskType::RetrievalQuery, deadline)
+            .await?;
+        let Some(vector) = vectors.first() else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .supabase
+            .search_items(
+                &caller.access_token,
+                caller.org_id,
+                vector,
+                threshold,
+                limit,
+                deadline,
+            )
+            .await?)
+    }
+
+    /// A page of the caller's org's items, newest first.
+    ///
+    /// # Errors
+    /// [`CatalogError::InvalidCursor`], or the database's error.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        status: Option<&str>,
+        limit: usize,
+        cursor: Option<&str>,
+        deadline: Deadline,
+    ) -> Result<ItemPage, CatalogError> {
+        let after = cursor.map(decode_cursor).transpose()?;
+        // One row more than asked says whether another page exists.
+        let mut items = self
+            .supabase
+            .list_items(
+                &caller.access_token,
+                caller.org_id,
+                status,
+                limit + 1,
+                after.as_ref(),
+                deadline,
+            )
+            .await?;
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|last| {
+                encode_cursor(&ItemKey {
+                    created_at: last.created_at.clone(),
+                    id: last.id,
+                })
+            })
+        } else {
+            None
+        };
+        Ok(ItemPage { items, next_cursor })
+    }
+
+    /// One item of the caller's org.
+    ///
+    /// # Errors
+    /// [`CatalogError::NotFound`], [`CatalogError::OtherOrg`], or the database's error.
+    pub async fn get(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        deadline: Deadline,
+    ) -> Result<CatalogItem, CatalogError> {
+        let token = &caller.access_token;
+        if let Some(item) = self.supabase.get_item(token, id, deadline).await? {
+            // Row-level security already hides other orgs' rows; this is belt and braces.
+            if item.org_id == caller.org_id {
+                return Ok(item);
+            }
+            return Err(CatalogError::OtherOrg);
+        }
+        if self.supabase.item_exists(token, id, deadline).await? {
+            Err(CatalogError::OtherOrg)
+        } else {
+            Err(CatalogError::NotFound)
+        }
+    }
+
+    /// Embeds the item, then creates item and embedding in one transaction:
+    /// if embedding fails nothing is written.
+    ///
+    /// # Errors
+    /// [`CatalogError`] from Gemini or the database.
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        item: &NewItemRow,
+        deadline: Deadline,
+    ) -> Result<CatalogItem, CatalogError> {
+        let text = catalog_item_text(
+            &item.name,
+            item.category.as_deref(),
+            item.description.as_deref(),
+        );
+        let vectors = self
+            .embeddings
+            .embed(vec![text], TaskType::RetrievalDocument, deadline)
+            .await?;
+        let vector = vectors.first().map(Vec::as_slice).unwrap_or_default();
+        let model_version = self.embeddings.model_version();
+        let embedding = ItemEmbedding {
+            vector,
+            model_version: &model_version,
+        };
+        Ok(self
+            .supabase
+            .create_item(
+                &caller.access_token,
+                caller.org_id,
+                caller.user_id,
+                item,
+                embedding,
+                deadline,
+            )
+            .await?)
+    }
+
+    /// Embeds every active item of the caller's org that has no embedding,
+    /// or one by another model, in chunks of 100 texts per Gemini call and one
+    /// bulk write per chunk. A chunk that fails is reported item by item in
+    /// `failed_items`; the other chunks carry on.
+    ///
+    /// # Errors
+    /// The database's error when the items cannot even be listed.
+    pub async fn repair_embeddings(
+        &self,
+        caller: &Caller,
+        deadline: Deadline,
+    ) -> Result<RepairReport, CatalogError> {
+        let org = caller.org_id;
+        let model = self.embeddings.model_version();
+        let (total_items, items_with_embeddings) = self
+            .supabase
+            .embedding_coverage(org, &model, deadline)
+            .await?;
+        let mut report = RepairReport {
+            total_items,
+            items_with_embeddings,
+            items_without_embeddings: total_items.saturating_sub(items_with_embeddings),
+            ..RepairReport::default()
+        };
+        let mut after = None;
+        loop {
+            let page = self
+                .supabase
+                .items_needing_embedding(org, &model, after, REPAIR_PAGE, deadline)
+                .await?;
+            let Some(last) = page.last() else {
+                break;
+            };
+            after = Some(last.id);
+            let full_page = page.len() == REPAIR_PAGE;
+            self.repair_page(org, &model, page, deadline, &mut report)
+                .await;
+            if !full_page {
+                break;
+            }
+        }
+        tracing::info!(
+            org_id = %org,
+            repaired = report.repaired,
+            failed = report.failed,
+            "embedding repair finished"
+        );
+        Ok(report)
+    }
+
+    async fn repair_page(
+        &self,
+        org: Uuid,
+        model: &str,
+        page: Vec<ItemText>,
+        deadline: Deadline,
+        report: &mut RepairReport,
+    ) {
+        let mut chunks = page.chunks(MAX_EMBED_BATCH).map(<[ItemText]>::to_vec);
+        let mut running = JoinSet::new();
+        loop {
+            while running.len() < REPAIR_CHUNK_CONCURRENCY {
+                let Some(chunk) = chunks.next() else { break };
+                let embeddings = Arc::clone(&self.embeddings);
+                let supabase = self.supabase.clone();
+                let model = model.to_owned();
+                running.spawn(async move {
+                    let ids: Vec<Uuid> = chunk.iter().map(|item| item.id).collect();
+                    let outcome =
+                        repair_chunk(&embeddings, &supabase, org, &model, chunk, deadline).await;
+                    (ids, outcome)
+                });
+            }
+            let Some(finished) = running.join_next().await else {
+                break;
+            };
+            let (ids, outcome) = match finished {
+                Ok(done) => done,
+                Err(e) => {
+                    // Only a panic gets here, and its ids went with it.
+                    tracing::error!(error = %e, "embedding repair task failed");
+                    continue;
+                }
+            };
+            match outcome {
+                Ok(written) => {
+                    report.repaired += written.len() as u64;
+                    report
+                        .failed_items
+                        .extend(ids.into_iter().filter(|id| !written.contains(id)));
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, items = ids.len(), "embedding repair chunk failed");
+                    report.failed_items.extend(ids);
+                }
+            }
+            report.failed = report.failed_items.len() as u64;
+        }
+    }
+}
+
+async fn repair_chunk(
+    embeddings: &EmbeddingService,
+    supabase: &SupabaseClient,
+    org: Uuid,
+    model: &str,
+    chunk: Vec<ItemText>,
+    deadline: Deadline,
+) -> Result<Vec<Uuid>, CatalogError> {
+    let texts = chunk
+        .iter()
+        .map(|item| {
+            catalog_item_text(
+                &item.name,
+                item.category.as_deref(),
+                item.description.as_deref(),
+            )
+        })
+        .collect();
+    let vectors = embeddings
+        .embed(texts, TaskType::RetrievalDocument, deadline)
+        .await?;
+    let rows: Vec<(Uuid, Vec<f32>)> = chunk.iter().map(|item| item.id).zip(vectors).collect();
+    Ok(supabase
+        .save_embeddings(org, model, &rows, deadline)
+        .await?)
+}
+
+fn encode_cursor(key: &ItemKey) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}|{}", key.created_at, key.id))
+}
+
+fn decode_cursor(cursor: &str) -> Result<ItemKey, CatalogError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| CatalogError::InvalidCursor)?;
+    let text = String::from_utf8(bytes).map_err(|_| CatalogError::InvalidCursor)?;
+    let (created_at, id) = text.split_once('|').ok_or(CatalogError::InvalidCursor)?;
+    // The timestamp goes into a PostgREST filter: allow only what one holds.
+    let plausible = !created_at.is_empty()
+        && created_at.len() <= 40
+        && created_at
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '-' | ':' | '.' | '+' | 'T' | 'Z' | ' '));
+    if !plausible {
+        return Err(CatalogError::InvalidCursor);
+    }
+    Ok(ItemKey {
+        created_at: created_at.to_owned(),
+        id: id.parse().map_err(|_| CatalogError::InvalidCursor)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_foreign_ones_are_refused() {
+        let key = ItemKey {
+            created_at: "2026-11-28T20:25:11.529865+00:00".into(),
+            id: Uuid::nil(),
+        };
+        assert_eq!(decode_cursor(&encode_cursor(&key)).unwrap(), key);
+        for bad in [
+            "",
+            "not base64!",
+            &URL_SAFE_NO_PAD.encode("2026-01-01|not-a-uuid"),
+            &URL_SAFE_NO_PAD.encode(format!("x\",or(id.gt.0)|{}", Uuid::nil())),
+            &URL_SAFE_NO_PAD.encode(Uuid::nil().to_string()),
+        ] {
+            assert!(decode_cursor(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,637 @@
+//! The catalog end to end: create, fetch, list with cursors, search, repair,
+//! and tenant isolation, against the real database behind the REST server.
+
+use std::collections::HashSet;
+
+use gemini_emulator::{Fault, FaultRule, Faults, Quota};
+use reqwest::Method;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{
+    Tenant, TestApp, create_tenant, insert_items_without_embeddings, rest, spawn_app,
+    spawn_app_with,
+};
+
+const ITEMS: &str = "/api/catalog/items";
+const SEARCH: &str = "/api/catalog/search";
+const REPAIR: &str = "/api/admin/embeddings/check";
+
+async fn create_item(app: &TestApp, token: &str, body: Value) -> (u16, Value) {
+    let response = app.post_json(ITEMS, Some(token), &body).await;
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+async fn get_json(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
+    let response = app.get_as(path, token).await;
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+async fn search(app: &TestApp, token: &str, body: Value) -> (u16, Value) {
+    let response = app.post_json(SEARCH, Some(token), &body).await;
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+fn hit_names(body: &Value) -> Vec<String> {
+    body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| hit["item_name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_admin_creates_items_that_can_be_fetched_listed_and_found() {
+    let app = spawn_app().await;
+    let tenant = create_tenant().await;
+    let admin = &tenant.admin.token;
+
+    let (status, chair) = create_item(
+        &app,
+        admin,
+        json!({
+            "name": "Ergonomic Office Chair", "description": "Adjustable mesh office chair with lumbar support.",
+            "category": "Furniture", "vendor": "Herman Miller", "price": 1299.999, "pricing_type": "one_time",
+            "product_url": "https://example.com/chair", "sku": "HM-AERON-B", "metadata": {"warranty": "12 years"},
+        }),
+    )
+    .await;
+    assert_eq!(status, 201, "{chair}");
+    assert_eq!(chair["org_id"], json!(tenant.org_id));
+    assert_eq!(chair["created_by"], json!(tenant.admin.id));
+    assert_eq!(chair["status"], "active");
+    assert_eq!(chair["price"], json!(1300.0));
+    assert_eq!(chair["metadata"], json!({"warranty": "12 years"}));
+    assert!(chair["replacement_item_id"].is_null());
+    for (name, category) in [
+        ("Standing Desk", "Furniture"),
+        ("Wireless Mouse", "Electronics"),
+    ] {
+        let (status, body) =
+            create_item(&app, admin, json!({ "name": name, "category": category })).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    assert_eq!(app.gemini.stats().calls_of("batchEmbedContents"), 3);
+
+    // Fetch: the same item, for a requester of the org too.
+    let id = chair["id"].as_str().unwrap();
+    let (status, fetched) = get_json(&app, &format!("{ITEMS}/{id}"), &tenant.requester.token).await;
+    assert_eq!(status, 200);
+    assert_eq!(fetched, chair);
+
+    // List: newest first.
+    let (status, list) = get_json(&app, ITEMS, &tenant.requester.token).await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["Wireless Mouse", "Standing Desk", "Ergonomic Office Chair"]
+    );
+    assert!(list["next_cursor"].is_null());
+
+    // Search: the chair is the best match for a query about chairs.
+    let (status, found) = search(
+        &app,
+        &tenant.requester.token,
+        json!({ "query": "office chair", "threshold": 0.0 }),
+    )
+    .await;
+    assert_eq!(status, 200, "{found}");
+    let hits = found["results"].as_array().unwrap();
+    assert_eq!(hits[0]["item_name"], "Ergonomic Office Chair");
+    assert_eq!(hits[0]["item_id"], chair["id"]);
+    let keys: HashSet<&str> = hits[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        HashSet::from([
+            "item_id",
+            "item_name",
+            "item_description",
+            "item_category",
+            "item_metadata",
+            "item_status",
+            "similarity_score"
+        ])
+    );
+    let scores: Vec<f64> = hits
+        .iter()
+        .map(|h| h["similarity_score"].as_f64().unwrap())
+        .collect();
+    assert!(
+        scores.windows(2).all(|w| w[0] >= w[1]),
+        "not best first: {scores:?}"
+    );
+    assert!(scores[0] > 0.0 && scores[0] <= 1.0 + 1e-9);
+
+    // A high threshold and a limit cut the list.
+    let (_, strict) = search(
+        &app,
+        admin,
+        json!({ "query": "office chair", "threshold": 0.99 }),
+    )
+    .await;
+    assert!(strict["results"].as_array().unwrap().is_empty(), "{strict}");
+    let (_, one) = search(
+        &app,
+        admin,
+        json!({ "query": "office chair", "threshold": 0.0, "limit": 1 }),
+    )
+    .await;
+    assert_eq!(hit_names(&one), ["Ergonomic Office Chair"]);
+}
+
+#[tokio::test]
+async fn deprecated_items_are_listed_by_status_and_never_found_by_search() {
+    let app = spawn_app().await;
+    let tenant = create_tenant().await;
+    let admin = &tenant.admin.token;
+    let (status, _) = create_item(
+        &app,
+        admin,
+        json!({ "name": "Old Stapler", "status": "deprecated" }),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = create_item(&app, admin, json!({ "name": "New Stapler" })).await;
+    assert_eq!(status, 201);
+
+    let (_, deprecated) = get_json(&app, &format!("{ITEMS}?status=deprecated"), admin).await;
+    let names: Vec<&str> = deprecated["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Old Stapler"]);
+    let (_, found) = search(&app, admin, json!({ "query": "stapler", "threshold": 0.0 })).await;
+    assert_eq!(hit_names(&found), ["New Stapler"]);
+}
+
+#[tokio::test]
+async fn bad_catalog_input_is_400_and_costs_nothing() {
+    let app = spawn_app().await;
+    let tenant = create_tenant().await;
+    let admin = &tenant.admin.token;
+    let create_cases = [
+        (json!({}), "name is required"),
+        (
+            json!({ "name": "x".repeat(256) }),
+            "name must be at most 255 characters",
+        ),
+        (
+            json!({ "name": "a", "description": "d".repeat(10_001) }),
+            "description must be at most 10000 characters",
+        ),
+        (
+            json!({ "name": "a", "category": "c".repeat(101) }),
+            "category must be at most 100 characters",
+        ),
+        (
+            json!({ "name": "a", "vendor": "v".repeat(256) }),
+            "vendor must be at most 255 characters",
+        ),
+        (
+            json!({ "name": "a", "sku": "s".repeat(101) }),
+            "sku must be at most 100 characters",
+        ),
+        (
+            json!({ "name": "a", "product_url": "ftp://example.com" }),
+            "product_url must start with http:// or https://",
+        ),
+        (
+            json!({ "name": "a", "price": -1 }),
+            "price must be between 0 and 10000000",
+        ),
+        (
+            json!({ "name": "a", "price": "12" }),
+            "price must be a number",
+        ),
+        (
+            json!({ "name": "a", "pricing_type": "weekly" }),
+            "pricing_type must be one of one_time, monthly, yearly, usage_based",
+        ),
+        (
+            json!({ "name": "a", "status": "gone" }),
+            "status must be active or deprecated",
+        ),
+        (
+            json!({ "name": "a", "metadata": [1] }),
+            "metadata must be an object",
+        ),
+        (
+            json!({ "name": "a", "metadata": (0..51).map(|i| (format!("k{i}"), json!(i))).collect::<serde_json::Map<_, _>>() }),
+            "metadata must have at most 50 keys",
+        ),
+        (
+            json!({ "name": "a", "metadata": { "blob": "x".repeat(70_000) } }),
+            "metadata must be at most 65536 bytes",
+        ),
+    ];
+    for (body, message) in create_cases {
+        let (status, error) = create_item(&app, admin, body.clone()).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(error["error"]["message"], message);
+    }
+    let search_cases = [
+        (json!({}), "query is required"),
+        (
+            json!({ "query": "x", "threshold": 1.5 }),
+            "threshold must be between 0 and 1",
+        ),
+        (
+            json!({ "query": "x", "limit": 0 }),
+            "limit must be an integer between 1 and 100",
+        ),
+        (
+            json!({ "query": "x", "limit": 101 }),
+            "limit must be an integer between 1 and 100",
+        ),
+        (
+            json!({ "query": "x", "limit": 2.5 }),
+            "limit must be an integer between 1 and 100",
+        ),
+    ];
+    for (body, message) in search_cases {
+        let (status, error) = search(&app, admin, body.clone()).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(error["error"]["message"], message);
+    }
+    for (query, message) in [
+        ("?limit=0", "limit must be an integer between 1 and 1000"),
+        ("?limit=1001", "limit must be an integer between 1 and 1000"),
+        ("?limit=ten", "limit must be an integer between 1 and 1000"),
+        ("?status=gone", "status must be active or deprecated"),
+        ("?cursor=bm90LWEtY3Vyc29y", "cursor is invalid"),
+    ] {
+        let (status, error) = get_json(&app, &format!("{ITEMS}{query}"), admin).await;
+        assert_eq!(status, 400, "{query}");
+        assert_eq!(error["error"]["message"], message);
+    }
+    let (status, error) = get_json(&app, &format!("{ITEMS}/not-a-uuid"), admin).await;
+    assert_eq!(
+        (status, error["error"]["message"].as_str()),
+        (400, Some("item id must be a UUID"))
+    );
+    let (status, error) = get_json(&app, &format!("{ITEMS}/{}", Uuid::new_v4()), admin).await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (404, Some("NOT_FOUND"))
+    );
+
+    assert_eq!(app.gemini.stats().total_calls(), 0);
+}
+
+#[tokio::test]
+async fn an_item_is_not_created_when_its_embedding_fails() {
+    let app = spawn_app_with(|env| {
+        env.insert("RETRY_MAX_ATTEMPTS".into(), "1".into());
+    })
+    .await;
+    let tenant = create_tenant().await;
+    app.gemini.set_faults(Faults {
+        rules: vec![FaultRule::always(Fault::Error {
+            status: 503,
+            quota: Quota::PerMinute,
+            retry_delay_seconds: None,
+        })],
+        ..Faults::default()
+    });
+
+    let (status, body) =
+        create_item(&app, &tenant.admin.token, json!({ "name": "Doomed Desk" })).await;
+    assert_eq!(status, 503, "{body}");
+
+    let (_, list) = get_json(&app, ITEMS, &tenant.admin.token).await;
+    assert_eq!(list["items"], json!([]));
+}
+
+#[tokio::test]
+async fn pages_never_skip_or_repeat_items_while_items_are_added() {
+    let app = spawn_app().await;
+    let tenant = create_tenant().await;
+    let token = &tenant.requester.token;
+    // One insert: all 25 share created_at, so the id tie-break is exercised too.
+    let seeded: HashSet<Uuid> =
+        insert_items_without_embeddings(tenant.org_id, tenant.admin.id, "Paged item", 25)
+            .await
+            .into_iter()
+            .collect();
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("{ITEMS}?limit=10&cursor={c}"),
+            None => format!("{ITEMS}?limit=10"),
+        };
+        let (status, page) = get_json(&app, &path, token).await;
+        assert_eq!(status, 200, "{page}");
+        pages += 1;
+        for item in page["items"].as_array().unwrap() {
+            seen.push(item["id"].as_str().unwrap().parse::<Uuid>().unwrap());
+        }
+        // Newer items arrive between pages; they belong before the cursor.
+        insert_items_without_embeddings(tenant.org_id, tenant.admin.id, "Late item", 2).await;
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen.len(), 25, "repeats or extras");
+    assert_eq!(seen.iter().copied().collect::<HashSet<_>>(), seeded);
+}
+
+#[tokio::test]
+async fn repair_embeds_missing_and_stale_items_in_chunks_and_bulk_writes() {
+    let app = spawn_app().await;
+    let tenant = create_tenant().await;
+    let admin = &tenant.admin.token;
+    let missing =
+        insert_items_without_embeddings(tenant.org_id, tenant.admin.id, "Unembedded", 250).await;
+    // Five items embedded by the retired model the original used.
+    let stale = insert_items_without_embeddings(tenant.org_id, tenant.admin.id, "Stale", 5).await;
+    let zero = format!("[{}]", vec!["0.01"; 768].join(","));
+    let rows: Vec<Value> = stale
+        .iter()
+        .map(|id| json!({ "catalog_item_id": id, "embedding": zero, "model_version": "models/text-embedding-004" }))
+        .collect();
+    let (status, body) = rest(
+        Method::POST,
+        "catalog_item_embeddings",
+        None,
+        &Value::Array(rows),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    // Two items made through the API already have a current embedding.
+    for name in ["Current A", "Current B"] {
+        assert_eq!(
+            create_item(&app, admin, json!({ "name": name })).await.0,
+            201
+        );
+    }
+    app.gemini.reset();
+
+    let response = app.post_json(REPAIR, Some(admin), &json!({})).await;
+    assert_eq!(response.status(), 200);
+    let report: Value = response.json().await.unwrap();
+    assert_eq!(
+        report,
+        json!({
+            "total_items": 257, "items_with_embeddings": 2, "items_without_embeddings": 255,
+            "repaired": 255, "failed": 0, "failed_items": [],
+        })
+    );
+    let stats = app.gemini.stats();
+    assert_eq!(
+        stats.calls_of("batchEmbedContents"),
+        3,
+        "255 texts in chunks of 100"
+    );
+    assert_eq!(stats.embedded_texts, 255);
+
+    // Every repaired item now has a current embedding, and search finds them.
+    let (_, rows) = rest(
+        Method::GET,
+        &format!("catalog_item_embeddings?select=catalog_item_id,model_version&model_version=eq.models/gemini-embedding-001&catalog_item_id=in.({})",
+            missing.iter().chain(&stale).map(Uuid::to_string).collect::<Vec<_>>().join(",")),
+        None,
+        &Value::Null,
+    )
+    .await;
+    assert_eq!(rows.as_array().unwrap().len(), 255);
+    let (_, found) = search(
+        &app,
+        admin,
+        json!({ "query": "Stale 3", "threshold": 0.0, "limit": 1 }),
+    )
+    .await;
+    assert_eq!(hit_names(&found), ["Stale 3"]);
+
+    // Nothing left to do: a second run calls Gemini not at all.
+    app.gemini.reset();
+    let report: Value = app
+        .post_json(REPAIR, Some(admin), &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["items_without_embeddings"], 0);
+    assert_eq!(report["repaired"], 0);
+    assert_eq!(app.gemini.stats().total_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_failed_repair_chunk_lists_its_items_and_the_rest_are_repaired() {
+    let app = spawn_app_with(|env| {
+        env.insert("RETRY_MAX_ATTEMPTS".into(), "1".into());
+    })
+    .await;
+    let tenant = create_tenant().await;
+    let admin = &tenant.admin.token;
+    let ids: HashSet<Uuid> =
+        insert_items_without_embeddings(tenant.org_id, tenant.admin.id, "Item", 150)
+            .await
+            .into_iter()
+            .collect();
+    app.gemini.set_faults(Faults {
+        rules: vec![
+            FaultRule::always(Fault::Error {
+                status: 400,
+                quota: Quota::PerMinute,
+                retry_delay_seconds: None,
+            })
+            .times(1),
+        ],
+        ..Faults::default()
+    });
+
+    let report: Value = app
+        .post_json(REPAIR, Some(admin), &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let failed: HashSet<Uuid> = report["failed_items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap().parse().unwrap())
+        .collect();
+    let failed_count = report["failed"].as_u64().unwrap();
+    assert!(failed_count == 100 || failed_count == 50, "{report}");
+    assert_eq!(failed.len() as u64, failed_count);
+    assert!(failed.is_subset(&ids));
+    assert_eq!(report["repaired"].as_u64().unwrap() + failed_count, 150);
+
+    // The failed ones are still waiting; the next run repairs exactly those.
+    let report: Value = app
+        .post_json(REPAIR, Some(admin), &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        report["items_without_embeddings"].as_u64(),
+        Some(failed_count)
+    );
+    assert_eq!(report["repaired"].as_u64(), Some(failed_count));
+}
+
+/// Two orgs, each with an item.
+async fn two_tenants(app: &TestApp) -> (Tenant, Tenant, Value) {
+    let a = create_tenant().await;
+    let b = create_tenant().await;
+    let (status, item_a) = create_item(
+        app,
+        &a.admin.token,
+        json!({ "name": "Secret Prototype Laptop", "category": "Electronics" }),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = create_item(
+        app,
+        &b.admin.token,
+        json!({ "name": "Plain Laptop Stand", "category": "Electronics" }),
+    )
+    .await;
+    assert_eq!(status, 201);
+    (a, b, item_a)
+}
+
+#[tokio::test]
+async fn no_user_reaches_another_orgs_items_through_the_api() {
+    let app = spawn_app().await;
+    let (a, b, item_a) = two_tenants(&app).await;
+    let id_a = item_a["id"].as_str().unwrap();
+
+    for token in [&b.admin.token, &b.requester.token] {
+        let (status, error) = get_json(&app, &format!("{ITEMS}/{id_a}"), token).await;
+        assert_eq!(
+            (status, error["error"]["code"].as_str()),
+            (403, Some("FORBIDDEN"))
+        );
+
+        let (_, list) = get_json(&app, ITEMS, token).await;
+        let names: Vec<&str> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["Plain Laptop Stand"]);
+
+        let (_, found) = search(
+            &app,
+            token,
+            json!({ "query": "Secret Prototype Laptop", "threshold": 0.0, "org_id": a.org_id }),
+        )
+        .await;
+        assert_eq!(hit_names(&found), ["Plain Laptop Stand"]);
+    }
+
+    // Naming the other org in a create is ignored: the item lands in the caller's org.
+    let (status, created) = create_item(
+        &app,
+        &b.admin.token,
+        json!({ "name": "Sneaky Item", "org_id": a.org_id }),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(created["org_id"], json!(b.org_id));
+    let (_, list_a) = get_json(&app, ITEMS, &a.admin.token).await;
+    assert_eq!(list_a["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn requesters_cannot_create_items_or_run_repair() {
+    let app = spawn_app().await;
+    let tenant = create_tenant().await;
+    let token = &tenant.requester.token;
+
+    let (status, error) = create_item(&app, token, json!({ "name": "Requested Chair" })).await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (403, Some("FORBIDDEN"))
+    );
+    let response = app.post_json(REPAIR, Some(token), &json!({})).await;
+    assert_eq!(response.status(), 403);
+    assert_eq!(app.gemini.stats().total_calls(), 0);
+}
+
+#[tokio::test]
+async fn the_database_refuses_cross_org_access_even_to_direct_rest_calls() {
+    let app = spawn_app().await;
+    let (a, b, _) = two_tenants(&app).await;
+    let vector = format!("[{}]", vec!["0.03"; 768].join(","));
+
+    // The search function ignores the org a user names.
+    let (status, hits) = rest(
+        Method::POST,
+        "rpc/search_catalog_items",
+        Some(&b.admin.token),
+        &json!({ "query_embedding": vector, "org_uuid": a.org_id, "similarity_threshold": -1.0, "result_limit": 100 }),
+    )
+    .await;
+    assert_eq!(status, 200, "{hits}");
+    let names: Vec<&str> = hits
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["item_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Plain Laptop Stand"]);
+
+    // The create function refuses another org, another author, and requesters.
+    let create = |org: Uuid, by: Uuid| json!({ "p_org_id": org, "p_name": "Injected", "p_description": null, "p_category": null, "p_created_by": by, "p_embedding": vector });
+    for (token, body) in [
+        (&b.admin.token, create(a.org_id, b.admin.id)),
+        (&b.admin.token, create(b.org_id, a.admin.id)),
+        (&b.requester.token, create(b.org_id, b.requester.id)),
+    ] {
+        let (status, error) = rest(
+            Method::POST,
+            "rpc/create_catalog_item_with_embedding",
+            Some(token),
+            &body,
+        )
+        .await;
+        // PostgREST answers 42501 with 403; postrust with 401. Either refuses.
+        assert!(status == 401 || status == 403, "{status} {error}");
+        assert_eq!(error["code"], "42501");
+    }
+    // Row-level security refuses a plain insert into another org.
+    let (status, _) = rest(
+        Method::POST,
+        "catalog_items",
+        Some(&b.admin.token),
+        &json!({ "org_id": a.org_id, "name": "Injected", "created_by": b.admin.id }),
+    )
+    .await;
+    assert!(status == 401 || status == 403, "{status}");
+    // Repair functions are for the service role only.
+    let (status, _) = rest(
+        Method::POST,
+        "rpc/catalog_items_needing_embedding",
+        Some(&a.admin.token),
+        &json!({ "p_org_id": a.org_id, "p_model_version": "x" }),
+    )
+    .await;
+    assert!(status == 401 || status == 403, "{status}");
+}
