@@ -61,6 +61,17 @@ pub struct ServerSettings {
     pub shutdown_grace: Duration,
     /// Requests served at once before new ones are shed with 503 (`MAX_IN_FLIGHT_REQUESTS`).
     pub max_in_flight_requests: usize,
+    /// Per-caller rate limit; `None` when `RATE_LIMIT_PER_MINUTE` is 0.
+    pub rate_limit: Option<RateLimitSettings>,
+}
+
+/// A token bucket per caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitSettings {
+    /// Sustained requests per minute per caller (`RATE_LIMIT_PER_MINUTE`).
+    pub per_minute: u32,
+    /// Requests a caller may send at once (`RATE_LIMIT_BURST`).
+    pub burst: u32,
 }
 
 /// Which browser origins may call the API.
@@ -217,6 +228,11 @@ impl Settings {
             request_timeout: r.seconds("REQUEST_TIMEOUT_SECONDS", 60, 1, 3600),
             shutdown_grace: r.seconds("SHUTDOWN_GRACE_SECONDS", 30, 0, 3600),
             max_in_flight_requests: r.bounded("MAX_IN_FLIGHT_REQUESTS", 1024, 1, 1_000_000),
+            rate_limit: {
+                let per_minute = r.bounded("RATE_LIMIT_PER_MINUTE", 600, 0, 1_000_000);
+                let burst = r.bounded("RATE_LIMIT_BURST", 60, 1, 1_000_000);
+                (per_minute > 0).then_some(RateLimitSettings { per_minute, burst })
+            },
         };
 
         let supabase_url = r.url("SUPABASE_URL");

@@ -15,6 +15,7 @@ use crate::clients::gemini::{GeminiClient, GeminiError};
 use crate::clients::supabase::SupabaseClient;
 use crate::config::Settings;
 use crate::http;
+use crate::http::rate_limit::RateLimiter;
 use crate::resilience::Dependency;
 use crate::services::catalog::CatalogService;
 use crate::services::embeddings::EmbeddingService;
@@ -83,6 +84,10 @@ impl Application {
         ));
         let state = AppState {
             tokens: TokenVerifier::new(settings.supabase.jwt_secret.clone()),
+            rate_limiter: settings
+                .server
+                .rate_limit
+                .map(|limit| Arc::new(RateLimiter::new(limit.per_minute, limit.burst))),
             memberships: Arc::new(MembershipDirectory::new(supabase.clone())),
             enrichment: Arc::new(EnrichmentService::new(
                 gemini.clone(),

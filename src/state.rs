@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use crate::auth::TokenVerifier;
 use crate::config::Settings;
+use crate::http::rate_limit::RateLimiter;
 use crate::services::catalog::CatalogService;
 use crate::services::embeddings::EmbeddingService;
 use crate::services::enrichment::EnrichmentService;
@@ -19,6 +20,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Verifies callers' access tokens.
     pub tokens: TokenVerifier,
+    /// Per-caller token buckets; `None` when rate limiting is off.
+    pub rate_limiter: Option<Arc<RateLimiter>>,
     /// Callers' organisations and roles.
     pub memberships: Arc<MembershipDirectory>,
     /// Product enrichment.

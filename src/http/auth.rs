@@ -1,6 +1,7 @@
 //! The [`Caller`] extractor: every route that takes one is authenticated.
 //! Missing, malformed, forged or expired tokens are 401 with
-//! `WWW-Authenticate: Bearer`; a valid user without an organisation is 403.
+//! `WWW-Authenticate: Bearer`; a caller over their rate limit is 429; a valid
+//! user without an organisation is 403.
 //! All of it happens before the handler runs, so before any Gemini call.
 
 use axum::extract::FromRequestParts;
@@ -21,6 +22,14 @@ impl FromRequestParts<AppState> for Caller {
             tracing::info!(reason = %e, "access token refused");
             ApiError::Unauthorized("invalid or expired token".to_owned())
         })?;
+        if let Some(limiter) = &state.rate_limiter {
+            limiter
+                .check(claims.user_id)
+                .map_err(|wait| ApiError::RateLimited {
+                    message: "rate limit exceeded; retry later".to_owned(),
+                    retry_after: Some(wait),
+                })?;
+        }
         let deadline = Deadline::from_request_parts(parts, state).await?;
         let membership = state
             .memberships

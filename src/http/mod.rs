@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod extract;
 pub mod middleware;
+pub mod rate_limit;
 pub mod routes;
 
 use std::sync::Arc;

@@ -17,4 +17,5 @@ mod errors;
 mod gemini_client;
 mod health;
 mod lifecycle;
+mod rate_limit;
 mod resilience;
