@@ -32,7 +32,7 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
 });
 
 /// Settings written by `scripts/stack up`, read once.
-fn stack_env() -> &'static HashMap<String, String> {
+pub fn stack_env() -> &'static HashMap<String, String> {
     static ENV: OnceLock<HashMap<String, String>> = OnceLock::new();
     ENV.get_or_init(|| {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

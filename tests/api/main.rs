@@ -11,6 +11,7 @@ mod helpers;
 
 mod auth;
 mod catalog;
+mod drills;
 mod embeddings;
 mod enrichment;
 mod errors;
