@@ -17,6 +17,7 @@ mod enrichment;
 mod errors;
 mod gemini_client;
 mod health;
+mod hostile;
 mod lifecycle;
 mod rate_limit;
 mod resilience;
