@@ -1,10 +1,12 @@
 //! Middleware of our own: request ids, the request deadline, and the error
 //! envelope for answers that did not come from a handler.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
+
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -20,18 +22,18 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Longest caller-supplied request id we keep; longer ones are replaced.
 const MAX_REQUEST_ID_LEN: usize = 128;
 
-/// Gives every request an id (the caller's, when it is sane) and puts it on the answer.
-pub async fn request_id(mut request: Request, next: Next) -> Response {
-    let id = request
+/// Gives every request an id: the caller's when it is sane, else a new one.
+/// `PropagateRequestIdLayer` then copies it onto the answer. A plain function
+/// (no boxed future) because every request, probes included, passes here.
+pub fn assign_request_id<B>(mut request: axum::http::Request<B>) -> axum::http::Request<B> {
+    let sane = request
         .headers()
         .get(&REQUEST_ID)
-        .filter(|v| is_sane_request_id(v))
-        .cloned()
-        .unwrap_or_else(new_request_id);
-    request.headers_mut().insert(REQUEST_ID, id.clone());
-    let mut response = next.run(request).await;
-    response.headers_mut().insert(REQUEST_ID, id);
-    response
+        .is_some_and(is_sane_request_id);
+    if !sane {
+        request.headers_mut().insert(REQUEST_ID, new_request_id());
+    }
+    request
 }
 
 /// Printable ASCII without spaces, bounded: safe to log and to echo back.
@@ -42,8 +44,15 @@ fn is_sane_request_id(value: &HeaderValue) -> bool {
         && bytes.iter().all(|b| b.is_ascii_graphic())
 }
 
+/// A process-unique id: a random prefix drawn once per process and a counter.
+/// Unique across replicas in practice, and no syscall per request (a random
+/// UUID per request cost a `getrandom` call on the hot path).
 fn new_request_id() -> HeaderValue {
-    let id = uuid::Uuid::new_v4().simple().to_string();
+    static PREFIX: LazyLock<String> =
+        LazyLock::new(|| uuid::Uuid::new_v4().simple().to_string()[..12].to_owned());
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let id = format!("{}-{n:08x}", *PREFIX);
     HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("invalid-request-id"))
 }
 
@@ -86,6 +95,17 @@ pub async fn shed_load(
             .into_response()
         }
     }
+}
+
+/// The answer for a handler that panicked: a bug, logged, and answered in the
+/// envelope like any other error.
+pub fn panic_answer(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned());
+    ApiError::Internal(format!("handler panicked: {message}")).into_response()
 }
 
 /// Replaces bare error answers (from tower layers or axum itself) with the

@@ -2,6 +2,7 @@
 //! Handlers stay thin: parse input, call a service, map the result to JSON.
 
 pub mod auth;
+pub mod cors;
 pub mod extract;
 pub mod middleware;
 pub mod rate_limit;
@@ -14,16 +15,16 @@ use tokio::sync::Semaphore;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Method, Request, header};
+use axum::http::Request;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::Response;
+use tower::util::MapRequestLayer;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::PropagateRequestIdLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
-use crate::config::CorsOrigins;
 use crate::error::ApiError;
 use crate::state::AppState;
 use middleware::REQUEST_ID;
@@ -33,33 +34,43 @@ pub fn router(state: AppState) -> Router {
     let server = &state.settings.server;
     let max_body = server.max_body_bytes;
     let request_timeout = server.request_timeout;
-    let cors = cors_layer(&server.cors_origins);
+    let cors = cors::BrowserCorsLayer::new(&server.cors_origins);
 
     // Each `.layer` wraps everything above it, so requests pass through these
-    // bottom-up: request id first (so every log line and answer carries it),
-    // then the span, CORS (so error answers get CORS headers too), the error
-    // envelope (so answers from the layers below are enveloped), panic
-    // catching, body limits and finally the request deadline.
+    // bottom-up. For every request: the request id (so every log line and
+    // answer carries it), CORS (so error answers get CORS headers too) and
+    // panic catching, answering in the envelope. The API routes, their 404
+    // and 405 answers included, add the span and access log, the envelope for
+    // answers from tower layers, load shedding, body limits and the request
+    // deadline. The probes need none of those (no body, no dependency call
+    // without its own timeout) and stay cheap for load balancers polling them
+    // every second, and out of the access log they would flood.
     let shed = Arc::new(Semaphore::new(server.max_in_flight_requests));
-    routes::probes()
-        .merge(routes::api().layer(from_fn_with_state(shed, middleware::shed_load)))
+    let api = routes::api()
         .fallback(|| async { ApiError::NotFound("resource not found".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .with_state(state)
         .layer(from_fn_with_state(request_timeout, middleware::deadline))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(RequestBodyLimitLayer::new(max_body))
-        .layer(CatchPanicLayer::new())
+        .layer(from_fn_with_state(shed, middleware::shed_load))
         .layer(from_fn(middleware::error_envelope))
-        .layer(cors)
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
                 .on_request(())
                 .on_response(log_response)
                 .on_failure(()),
-        )
-        .layer(from_fn(middleware::request_id))
+        );
+    routes::probes()
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .merge(api)
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(middleware::panic_answer))
+        .layer(cors)
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(MapRequestLayer::new(
+            middleware::assign_request_id::<axum::body::Body>,
+        ))
 }
 
 fn request_span<B>(request: &Request<B>) -> Span {
@@ -82,25 +93,4 @@ fn log_response<B>(response: &Response<B>, latency: Duration, _span: &Span) {
         latency_ms = (latency.as_secs_f64() * 1e6).round() / 1e3,
         "request finished"
     );
-}
-
-fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
-    let layer = CorsLayer::new()
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::ACCEPT,
-            REQUEST_ID,
-        ])
-        .expose_headers([
-            REQUEST_ID,
-            header::RETRY_AFTER,
-            HeaderName::from_static("www-authenticate"),
-        ])
-        .max_age(Duration::from_secs(600));
-    match origins {
-        CorsOrigins::Any => layer.allow_origin(AllowOrigin::any()),
-        CorsOrigins::List(list) => layer.allow_origin(AllowOrigin::list(list.iter().cloned())),
-    }
 }
