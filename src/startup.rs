@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
+use axum::ServiceExt;
 use tokio::net::TcpListener;
 
 use crate::auth::TokenVerifier;
@@ -45,7 +45,7 @@ pub enum StartupError {
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
-    router: Router,
+    service: http::Service,
     shutdown_grace: Duration,
 }
 
@@ -102,7 +102,7 @@ impl Application {
         Ok(Self {
             listener,
             local_addr,
-            router: http::router(state),
+            service: http::service(state),
             shutdown_grace,
         })
     }
@@ -122,11 +122,12 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: no new connections, draining in-flight requests");
-            let _ = draining_tx.send(());
-        });
+        let server = axum::serve(self.listener, self.service.into_make_service())
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down: no new connections, draining in-flight requests");
+                let _ = draining_tx.send(());
+            });
         tracing::info!(address = %self.local_addr, "CatalogAI listening");
 
         let grace = self.shutdown_grace;
