@@ -498,6 +498,37 @@ impl FromStr for CorsOrigins {
 mod tests {
     use super::*;
 
+    /// Every setting this module reads, found in its own source as the
+    /// quoted UPPER_CASE names passed to the reader, must be documented in
+    /// `.env.example` and the README's settings table.
+    #[test]
+    fn every_setting_is_documented() {
+        let source = include_str!("config.rs");
+        let example = include_str!("../.env.example");
+        let readme = include_str!("../README.md");
+        let names: std::collections::BTreeSet<&str> = source
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|s| {
+                s.len() > 3
+                    && s.chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            })
+            .collect();
+        assert!(names.len() > 25, "found only {names:?}");
+        for name in names {
+            assert!(
+                example.lines().any(|l| l.starts_with(&format!("{name}="))),
+                "{name} is not in .env.example"
+            );
+            assert!(
+                readme.contains(&format!("`{name}`")),
+                "{name} is not in the README"
+            );
+        }
+    }
+
     fn minimal() -> Vec<(&'static str, &'static str)> {
         vec![
             ("SUPABASE_URL", "https://project.supabase.co"),
