@@ -79,7 +79,8 @@ impl EnrichmentError {
     }
 }
 
-const PRICING_TYPES: [&str; 4] = ["one_time", "monthly", "yearly", "usage_based"];
+/// The original's pricing types, shared by enrichment output and catalog items.
+pub const PRICING_TYPES: [&str; 4] = ["one_time", "monthly", "yearly", "usage_based"];
 const CONFIDENCE: [&str; 3] = ["high", "medium", "low"];
 const REQUIRED: [&str; 5] = ["name", "description", "category", "vendor", "confidence"];
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use gemini_emulator::{Fault, FaultRule, Faults, Quota};
+use gemini_emulator::{Fault, FaultRule, Faults};
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -302,14 +302,10 @@ async fn an_item_is_not_created_when_its_embedding_fails() {
     })
     .await;
     let tenant = create_tenant().await;
-    app.gemini.set_faults(Faults {
-        rules: vec![FaultRule::always(Fault::Error {
-            status: 503,
-            quota: Quota::PerMinute,
-            retry_delay_seconds: None,
-        })],
-        ..Faults::default()
-    });
+    app.gemini
+        .set_faults(Faults::with_rules(vec![FaultRule::always(Fault::status(
+            503,
+        ))]));
 
     let (status, body) =
         create_item(&app, &tenant.admin.token, json!({ "name": "Doomed Desk" })).await;
@@ -450,17 +446,9 @@ async fn a_failed_repair_chunk_lists_its_items_and_the_rest_are_repaired() {
             .await
             .into_iter()
             .collect();
-    app.gemini.set_faults(Faults {
-        rules: vec![
-            FaultRule::always(Fault::Error {
-                status: 400,
-                quota: Quota::PerMinute,
-                retry_delay_seconds: None,
-            })
-            .times(1),
-        ],
-        ..Faults::default()
-    });
+    app.gemini.set_faults(Faults::with_rules(vec![
+        FaultRule::always(Fault::status(400)).times(1),
+    ]));
 
     let report: Value = app
         .post_json(REPAIR, Some(admin), &json!({}))

@@ -17,13 +17,6 @@ use crate::helpers::{
 
 const REPAIR: &str = "/api/admin/embeddings/check";
 
-fn slow_gemini(latency_ms: u64) -> Faults {
-    Faults {
-        latency_ms,
-        ..Faults::default()
-    }
-}
-
 #[tokio::test]
 async fn the_rest_server_vanishing_mid_create_leaves_nothing_behind_and_the_service_recovers() {
     let app = spawn_app_with(|env| {
@@ -34,7 +27,7 @@ async fn the_rest_server_vanishing_mid_create_leaves_nothing_behind_and_the_serv
     let token = tenant.admin.token.clone();
     // Warm the membership cache, so the create's only database call is the write.
     assert_eq!(app.get_as("/api/auth/verify", &token).await.status(), 200);
-    app.gemini.set_faults(slow_gemini(400));
+    app.gemini.set_faults(Faults::with_latency_ms(400));
 
     let create = tokio::spawn({
         let client = app.client.clone();
@@ -99,7 +92,7 @@ async fn the_rest_server_vanishing_mid_repair_reports_failed_items_and_a_rerun_f
             .into_iter()
             .collect();
     assert_eq!(app.get_as("/api/auth/verify", &token).await.status(), 200);
-    app.gemini.set_faults(slow_gemini(300));
+    app.gemini.set_faults(Faults::with_latency_ms(300));
 
     let repair = tokio::spawn({
         let client = app.client.clone();
@@ -193,10 +186,8 @@ async fn with_gemini_hanging_every_request_ends_by_its_deadline() {
     let tenant = create_tenant().await;
     let token = tenant.admin.token.clone();
     assert_eq!(app.get_as("/api/auth/verify", &token).await.status(), 200);
-    app.gemini.set_faults(Faults {
-        rules: vec![FaultRule::always(Fault::Hang)],
-        ..Faults::default()
-    });
+    app.gemini
+        .set_faults(Faults::with_rules(vec![FaultRule::always(Fault::Hang)]));
 
     let calls = [
         ("/api/products/enrich", json!({ "product_name": "Slack" })),
@@ -242,7 +233,7 @@ async fn with_gemini_hanging_every_request_ends_by_its_deadline() {
 #[tokio::test]
 async fn sigterm_during_a_batch_lets_it_finish_refuses_new_connections_and_exits_0() {
     let gemini = Emulator::start(EmulatorConfig::default()).await.unwrap();
-    gemini.set_faults(slow_gemini(1500));
+    gemini.set_faults(Faults::with_latency_ms(1500));
     let port = {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()

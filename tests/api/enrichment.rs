@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use gemini_emulator::{Fault, FaultRule, Faults, Quota};
+use gemini_emulator::{Fault, FaultRule, Faults};
 use serde_json::{Value, json};
 
 use crate::helpers::{create_tenant, spawn_app, spawn_app_with};
@@ -164,10 +164,9 @@ async fn bad_input_is_400_with_the_field_named_and_costs_no_gemini_call() {
 async fn unusable_output_is_repaired_once() {
     let app = spawn_app().await;
     let tenant = create_tenant().await;
-    app.gemini.set_faults(Faults {
-        rules: vec![FaultRule::always(Fault::MalformedJson).times(1)],
-        ..Faults::default()
-    });
+    app.gemini.set_faults(Faults::with_rules(vec![
+        FaultRule::always(Fault::MalformedJson).times(1),
+    ]));
 
     let response = app
         .post_json(
@@ -187,10 +186,8 @@ async fn output_unusable_twice_is_502_external_service_error() {
     let tenant = create_tenant().await;
     for fault in [Fault::MalformedJson, Fault::MaxTokens, Fault::BlockedPrompt] {
         app.gemini.reset();
-        app.gemini.set_faults(Faults {
-            rules: vec![FaultRule::always(fault.clone())],
-            ..Faults::default()
-        });
+        app.gemini
+            .set_faults(Faults::with_rules(vec![FaultRule::always(fault.clone())]));
         let response = app
             .post_json(
                 ENRICH,
@@ -217,14 +214,10 @@ async fn gemini_unavailable_is_503() {
     })
     .await;
     let tenant = create_tenant().await;
-    app.gemini.set_faults(Faults {
-        rules: vec![FaultRule::always(Fault::Error {
-            status: 503,
-            quota: Quota::PerMinute,
-            retry_delay_seconds: None,
-        })],
-        ..Faults::default()
-    });
+    app.gemini
+        .set_faults(Faults::with_rules(vec![FaultRule::always(Fault::status(
+            503,
+        ))]));
     let response = app
         .post_json(
             ENRICH,
@@ -307,17 +300,9 @@ async fn a_failed_item_has_the_original_error_shape_and_the_rest_succeed() {
     let app = spawn_app().await;
     let tenant = create_tenant().await;
     // One call is refused with a 400 (never retried); which item it hits depends on scheduling.
-    app.gemini.set_faults(Faults {
-        rules: vec![
-            FaultRule::always(Fault::Error {
-                status: 400,
-                quota: Quota::PerMinute,
-                retry_delay_seconds: None,
-            })
-            .times(1),
-        ],
-        ..Faults::default()
-    });
+    app.gemini.set_faults(Faults::with_rules(vec![
+        FaultRule::always(Fault::status(400)).times(1),
+    ]));
     let names: Vec<String> = (0..6).map(|i| format!("Gadget {i}")).collect();
 
     let response = app
@@ -409,10 +394,7 @@ async fn a_client_that_disconnects_stops_its_batch() {
     })
     .await;
     let tenant = create_tenant().await;
-    app.gemini.set_faults(Faults {
-        latency_ms: 300,
-        ..Faults::default()
-    });
+    app.gemini.set_faults(Faults::with_latency_ms(300));
     let names: Vec<String> = (0..20).map(|i| format!("Gizmo {i}")).collect();
 
     let response = app

@@ -90,10 +90,7 @@ async fn generate(client: &GeminiClient) -> Result<Value, GeminiError> {
 }
 
 fn only(fault: Fault) -> Faults {
-    Faults {
-        rules: vec![FaultRule::always(fault)],
-        ..Faults::default()
-    }
+    Faults::with_rules(vec![FaultRule::always(fault)])
 }
 
 #[tokio::test]
@@ -155,12 +152,7 @@ async fn api_errors_carry_status_google_status_and_retry_delay() {
     .await;
     assert!(!generate(&client).await.unwrap_err().is_retryable());
 
-    let (_e, client) = start_client(only(Fault::Error {
-        status: 503,
-        quota: Quota::PerMinute,
-        retry_delay_seconds: None,
-    }))
-    .await;
+    let (_e, client) = start_client(only(Fault::status(503))).await;
     let error = generate(&client).await.unwrap_err();
     assert!(error.is_retryable() && error.is_dependency_failure());
 }

@@ -40,10 +40,8 @@ fn missing_settings_stop_start_up_with_one_message_naming_each() {
 async fn shutdown_lets_an_in_flight_request_finish_then_stops_accepting() {
     let mut app = spawn_app().await;
     // Keep the readiness probe's Gemini call busy long enough to shut down under it.
-    app.gemini.set_faults(gemini_emulator::Faults {
-        latency_ms: 700,
-        ..Default::default()
-    });
+    app.gemini
+        .set_faults(gemini_emulator::Faults::with_latency_ms(700));
     let in_flight = tokio::spawn({
         let client = app.client.clone();
         let url = format!("{}/api/readiness", app.address);

@@ -19,13 +19,6 @@ fn gemini_error(status: u16, quota: Quota, retry_delay_seconds: Option<f64>) -> 
     }
 }
 
-fn faults(rules: Vec<FaultRule>) -> Faults {
-    Faults {
-        rules,
-        ..Faults::default()
-    }
-}
-
 async fn enrich(
     app: &TestApp,
     token: &str,
@@ -52,8 +45,8 @@ async fn a_batch_of_50_succeeds_when_30_percent_of_gemini_calls_fail_with_503() 
     })
     .await;
     let tenant = create_tenant().await;
-    app.gemini.set_faults(faults(vec![
-        FaultRule::always(gemini_error(503, Quota::PerMinute, None)).at_rate(0.3),
+    app.gemini.set_faults(Faults::with_rules(vec![
+        FaultRule::always(Fault::status(503)).at_rate(0.3),
     ]));
     let names: Vec<String> = (0..50).map(|i| format!("Flaky product {i}")).collect();
 
@@ -86,7 +79,7 @@ async fn a_batch_of_50_succeeds_when_30_percent_of_gemini_calls_fail_with_503() 
 async fn a_per_minute_429_is_retried_after_its_retry_delay() {
     let app = spawn_app_with(|_| {}).await;
     let tenant = create_tenant().await;
-    app.gemini.set_faults(faults(vec![
+    app.gemini.set_faults(Faults::with_rules(vec![
         FaultRule::always(gemini_error(429, Quota::PerMinute, Some(2.0))).times(1),
     ]));
 
@@ -104,7 +97,7 @@ async fn a_per_day_429_is_not_retried() {
     let app = spawn_app_with(|_| {}).await;
     let tenant = create_tenant().await;
     app.gemini
-        .set_faults(faults(vec![FaultRule::always(gemini_error(
+        .set_faults(Faults::with_rules(vec![FaultRule::always(gemini_error(
             429,
             Quota::PerDay,
             Some(2.0),
@@ -128,10 +121,8 @@ async fn the_gemini_breaker_opens_fails_fast_and_closes_after_one_good_trial() {
     let tenant = create_tenant().await;
     let token = &tenant.requester.token;
     app.gemini
-        .set_faults(faults(vec![FaultRule::always(gemini_error(
+        .set_faults(Faults::with_rules(vec![FaultRule::always(Fault::status(
             500,
-            Quota::PerMinute,
-            None,
         ))]));
 
     for _ in 0..3 {
@@ -188,7 +179,7 @@ async fn a_hanging_gemini_hits_the_attempt_timeout_and_the_request_deadline_hold
     .await;
     let tenant = create_tenant().await;
     app.gemini
-        .set_faults(faults(vec![FaultRule::always(Fault::Hang)]));
+        .set_faults(Faults::with_rules(vec![FaultRule::always(Fault::Hang)]));
 
     let start = Instant::now();
     let (status, body, _) = enrich(&app, &tenant.requester.token, "Slack").await;
@@ -211,10 +202,7 @@ async fn concurrent_batches_never_exceed_the_global_gemini_limit() {
     })
     .await;
     let tenant = create_tenant().await;
-    app.gemini.set_faults(Faults {
-        latency_ms: 50,
-        ..Faults::default()
-    });
+    app.gemini.set_faults(Faults::with_latency_ms(50));
 
     let batches = (0..4).map(|b| {
         let names: Vec<String> = (0..20).map(|i| format!("Batch {b} item {i}")).collect();

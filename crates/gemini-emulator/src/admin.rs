@@ -99,6 +99,16 @@ pub enum Quota {
 }
 
 impl Fault {
+    /// An error answer with `status`; for 429 a per-minute quota with the
+    /// default `retryDelay`.
+    pub fn status(status: u16) -> Self {
+        Self::Error {
+            status,
+            quota: Quota::PerMinute,
+            retry_delay_seconds: None,
+        }
+    }
+
     /// Whether this fault only makes sense for generateContent.
     fn is_content_fault(&self) -> bool {
         matches!(
@@ -164,6 +174,22 @@ impl FaultRule {
 }
 
 impl Faults {
+    /// Only these scripted faults.
+    pub fn with_rules(rules: Vec<FaultRule>) -> Self {
+        Self {
+            rules,
+            ..Self::default()
+        }
+    }
+
+    /// Only a fixed delay before every answer.
+    pub fn with_latency_ms(latency_ms: u64) -> Self {
+        Self {
+            latency_ms,
+            ..Self::default()
+        }
+    }
+
     /// The delay for one call: the fixed latency plus a random share of the jitter.
     pub(crate) fn latency(&self) -> Duration {
         let jitter = if self.jitter_ms == 0 {

@@ -20,11 +20,11 @@ use crate::error::ApiError;
 use crate::http::extract::JsonObject;
 use crate::resilience::Deadline;
 use crate::services::catalog::{CatalogError, RepairReport};
+use crate::services::enrichment::PRICING_TYPES;
 use crate::state::AppState;
 
 /// Longest search query accepted.
 pub const MAX_QUERY_CHARS: usize = 1_000;
-const PRICING_TYPES: [&str; 4] = ["one_time", "monthly", "yearly", "usage_based"];
 const STATUSES: [&str; 2] = ["active", "deprecated"];
 
 /// Routes of this module.

@@ -64,12 +64,11 @@ async fn enrich_batch(
         |max| format!("Maximum {max} products per batch"),
     )?;
     let total = names.len();
-    let items = state.enrichment.enrich_batch(names.clone(), deadline);
+    let mut items = state.enrichment.enrich_batch(names.clone(), deadline);
     if wants_ndjson(&headers) {
         return Ok(ndjson(items, total));
     }
     let mut results: Vec<Option<Value>> = vec![None; total];
-    let mut items = items;
     while let Some(item) = items.recv().await {
         let index = item.index;
         results[index] = Some(item_json(&item));
