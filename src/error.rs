@@ -11,7 +11,8 @@ use std::time::Duration;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::clients::gemini::{GeminiCallError, GeminiError};
 use crate::clients::supabase::{SupabaseCallError, SupabaseError};
@@ -129,9 +130,9 @@ impl ApiError {
         }
     }
 
-    fn details(&self) -> Option<Value> {
+    fn details(&self) -> Option<ErrorDetails> {
         match self {
-            Self::ExternalService { service, .. } => Some(json!({ "service": service })),
+            Self::ExternalService { service, .. } => Some(ErrorDetails { service }),
             _ => None,
         }
     }
@@ -175,6 +176,32 @@ impl ApiError {
             s => Self::Internal(format!("bare {s} response from a layer")),
         }
     }
+}
+
+/// Every error answer: `{"error": {"code", "message", "details"?}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorEnvelope {
+    error: ErrorBody,
+}
+
+/// The error itself.
+#[derive(Debug, Serialize, ToSchema)]
+struct ErrorBody {
+    /// UPPER_SNAKE, e.g. `BAD_REQUEST`, `RATE_LIMIT_EXCEEDED`, `DATABASE_ERROR`.
+    #[schema(value_type = String)]
+    code: &'static str,
+    /// For 4xx what was wrong; for 5xx a fixed text.
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<ErrorDetails>,
+}
+
+/// Present on 502 answers.
+#[derive(Debug, Serialize, ToSchema)]
+struct ErrorDetails {
+    /// The dependency that failed, e.g. `gemini`.
+    #[schema(value_type = String)]
+    service: &'static str,
 }
 
 impl From<GeminiCallError> for ApiError {
@@ -258,11 +285,14 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(error = %self, code = self.code(), "request rejected");
         }
-        let mut error = json!({ "code": self.code(), "message": self.public_message() });
-        if let Some(details) = self.details() {
-            error["details"] = details;
-        }
-        let mut response = (status, Json(json!({ "error": error }))).into_response();
+        let envelope = ErrorEnvelope {
+            error: ErrorBody {
+                code: self.code(),
+                message: self.public_message(),
+                details: self.details(),
+            },
+        };
+        let mut response = (status, Json(envelope)).into_response();
         if let Some(wait) = self.retry_after() {
             // Retry-After takes whole seconds; round up so clients never retry early.
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);

@@ -56,7 +56,7 @@ pub struct ItemPage {
 }
 
 /// What embedding repair found and did.
-#[derive(Debug, Default, serde::Serialize)]
+#[derive(Debug, Default, serde::Serialize, utoipa::ToSchema)]
 pub struct RepairReport {
     /// The org's active items.
     pub total_items: u64,

@@ -13,23 +13,36 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use utoipa::ToSchema;
 
 use crate::clients::gemini::{GeminiCallError, GeminiClient, GeminiError, StructuredPrompt};
 use crate::resilience::{CallError, Deadline};
 
-/// What to enrich.
-#[derive(Debug, Clone)]
+/// Longest product name accepted.
+pub const MAX_PRODUCT_NAME_CHARS: usize = 500;
+/// Longest category hint accepted (the catalog's own category limit).
+pub const MAX_CATEGORY_CHARS: usize = 100;
+/// Longest additional context accepted.
+pub const MAX_CONTEXT_CHARS: usize = 2_000;
+
+/// What to enrich: the body of `POST /api/products/enrich`.
+// Its OpenAPI schema states the limits above; the API tests hold the two to
+// each other.
+#[derive(Debug, Clone, ToSchema)]
 pub struct EnrichmentRequest {
     /// The product name as the user wrote it.
+    #[schema(min_length = 1, max_length = 500)]
     pub product_name: String,
     /// A category hint.
+    #[schema(max_length = 100)]
     pub category: Option<String>,
     /// Extra context for disambiguation.
+    #[schema(max_length = 2000)]
     pub additional_context: Option<String>,
 }
 
 /// Structured product data, in the original service's shape.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Enrichment {
     /// Standardised product name.
     pub name: String,
@@ -42,14 +55,17 @@ pub struct Enrichment {
     /// Price in USD, when known.
     pub price: Option<f64>,
     /// `one_time`, `monthly`, `yearly` or `usage_based`, when known.
+    #[schema(value_type = Option<String>)]
     pub pricing_type: Option<&'static str>,
     /// Official product page, when known.
     pub product_url: Option<String>,
     /// SKU or model number, when known.
     pub sku: Option<String>,
     /// Brand, specs, features.
+    #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
     /// `high`, `medium` or `low`.
+    #[schema(value_type = String)]
     pub confidence: &'static str,
 }
 

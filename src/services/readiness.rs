@@ -22,7 +22,7 @@ pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 pub const CACHE_TTL: Duration = Duration::from_secs(2);
 
 /// The outcome of the dependency checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Checks {
     /// PostgREST and the database behind it answered.
     pub database: bool,
@@ -31,7 +31,7 @@ pub struct Checks {
 }
 
 /// Circuit breaker states, reported beside the checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Breakers {
     /// The database (PostgREST) breaker.
     pub database: BreakerState,

@@ -28,7 +28,9 @@ pub const MAX_EMBED_BATCH: usize = 100;
 const MAX_OUTPUT_TOKENS: u32 = 4096;
 
 /// How an embedding will be used; Gemini tunes the vector to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TaskType {
     /// Text stored to be found (catalog items).

@@ -5,13 +5,14 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{SupabaseCallError, SupabaseClient};
 use crate::resilience::Deadline;
 
 /// A catalog item, in the original service's shape.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CatalogItem {
     pub id: Uuid,
     pub org_id: Uuid,
@@ -22,11 +23,14 @@ pub struct CatalogItem {
     #[serde(default)]
     pub replacement_item_id: Option<Uuid>,
     pub created_by: Uuid,
-    /// ISO 8601 with exactly six fractional digits (see [`timestamp`]); the
-    /// keyset cursor carries it verbatim, so no precision is lost.
+    /// ISO 8601 with exactly six fractional digits.
+    // Normalised by `timestamp`; the keyset cursor carries it verbatim, so no
+    // precision is lost between pages.
     #[serde(deserialize_with = "timestamp")]
+    #[schema(format = DateTime)]
     pub created_at: String,
     #[serde(deserialize_with = "timestamp")]
+    #[schema(format = DateTime)]
     pub updated_at: String,
     pub price: Option<f64>,
     pub pricing_type: Option<String>,
@@ -34,16 +38,18 @@ pub struct CatalogItem {
     pub vendor: Option<String>,
     pub sku: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
 }
 
 /// One semantic search result, as `search_catalog_items` returns it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SearchHit {
     pub item_id: Uuid,
     pub item_name: String,
     pub item_description: Option<String>,
     pub item_category: Option<String>,
+    #[schema(value_type = Option<Object>)]
     pub item_metadata: Option<Value>,
     pub item_status: String,
     pub similarity_score: f64,
@@ -66,18 +72,36 @@ pub struct ItemText {
     pub category: Option<String>,
 }
 
-/// A validated new item, ready for `create_catalog_item_with_embedding`.
-#[derive(Debug, Clone, Default)]
+/// A new catalog item: the body of `POST /api/catalog/items`.
+// Validated in `http::routes::catalog` with the limits stated here, then
+// passed to `create_catalog_item_with_embedding` as is.
+#[derive(Debug, Clone, Default, ToSchema)]
+#[schema(as = NewCatalogItem)]
 pub struct NewItemRow {
+    #[schema(min_length = 1, max_length = 255)]
     pub name: String,
+    #[schema(max_length = 10000)]
     pub description: Option<String>,
+    #[schema(max_length = 100)]
     pub category: Option<String>,
+    /// `active` (the default) or `deprecated`.
+    #[schema(max_length = 32)]
     pub status: Option<String>,
+    /// Rounded to cents.
+    #[schema(minimum = 0, maximum = 10000000)]
     pub price: Option<f64>,
+    /// `one_time`, `monthly`, `yearly` or `usage_based`.
+    #[schema(max_length = 32)]
     pub pricing_type: Option<String>,
+    /// An `http://` or `https://` URL.
+    #[schema(max_length = 2048)]
     pub product_url: Option<String>,
+    #[schema(max_length = 255)]
     pub vendor: Option<String>,
+    #[schema(max_length = 100)]
     pub sku: Option<String>,
+    /// At most 50 keys and 64 KiB.
+    #[schema(value_type = Option<Object>)]
     pub metadata: Map<String, Value>,
 }
 

@@ -11,12 +11,12 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
-use serde_json::{Value, json};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::clients::supabase::{CatalogItem, NewItemRow};
-use crate::error::ApiError;
+use crate::clients::supabase::{CatalogItem, NewItemRow, SearchHit};
+use crate::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::JsonObject;
 use crate::resilience::Deadline;
 use crate::services::catalog::{CatalogError, RepairReport};
@@ -36,30 +36,132 @@ pub fn router() -> Router<AppState> {
         .route("/api/admin/embeddings/check", post(repair_embeddings))
 }
 
+/// This module's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(paths(search, list_items, get_item, create_item, repair_embeddings))]
+pub struct Api;
+
+/// Body of a `POST /api/catalog/search` request.
+#[derive(Debug, ToSchema)]
+pub struct SearchRequest {
+    /// What to look for, in natural language.
+    #[schema(min_length = 1, max_length = 1000)]
+    query: String,
+    /// Lowest cosine similarity returned; 0.3 when absent.
+    #[schema(minimum = 0, maximum = 1)]
+    threshold: Option<f64>,
+    /// Most results returned; 10 when absent.
+    #[schema(minimum = 1, maximum = 100)]
+    limit: Option<u32>,
+}
+
+/// Body of a `POST /api/catalog/search` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchResponse {
+    /// Most similar first.
+    results: Vec<SearchHit>,
+}
+
+/// Body of `GET /api/catalog/items`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ItemList {
+    /// Newest first.
+    items: Vec<CatalogItem>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+/// Items of the caller's organisation closest in meaning to a query.
+#[utoipa::path(post, path = "/api/catalog/search", tag = "catalog",
+    security(("bearer" = [])),
+    request_body = SearchRequest,
+    responses(
+        (status = 200, description = "Matching items, most similar first", body = SearchResponse),
+        (status = 503, description = "Gemini or the database unavailable, after retries", body = ErrorEnvelope),
+    ))]
 async fn search(
     State(state): State<AppState>,
     caller: Caller,
     deadline: Deadline,
     mut body: JsonObject,
-) -> Result<Json<Value>, ApiError> {
-    let query = body.required_str("query", MAX_QUERY_CHARS)?;
-    let threshold = body.optional_number("threshold", 0.0, 1.0)?.unwrap_or(0.3);
-    let limit = body.optional_integer("limit", 1, 100)?.unwrap_or(10);
-    let limit = u32::try_from(limit).unwrap_or(10);
+) -> Result<Json<SearchResponse>, ApiError> {
+    let request = SearchRequest::read(&mut body)?;
     let results = state
         .catalog
-        .search(&caller, query, threshold, limit, deadline)
+        .search(
+            &caller,
+            request.query,
+            request.threshold.unwrap_or(0.3),
+            request.limit.unwrap_or(10),
+            deadline,
+        )
         .await?;
-    Ok(Json(json!({ "results": results })))
+    Ok(Json(SearchResponse { results }))
 }
 
-/// Body of `GET /api/catalog/items`.
-#[derive(Debug, Serialize)]
-pub struct ItemList {
-    items: Vec<CatalogItem>,
-    next_cursor: Option<String>,
+impl SearchRequest {
+    fn read(body: &mut JsonObject) -> Result<Self, ApiError> {
+        Ok(Self {
+            query: body.required_str("query", MAX_QUERY_CHARS)?,
+            threshold: body.optional_number("threshold", 0.0, 1.0)?,
+            limit: body
+                .optional_integer("limit", 1, 100)?
+                .and_then(|n| u32::try_from(n).ok()),
+        })
+    }
 }
 
+/// Query of `GET /api/catalog/items`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// `active` or `deprecated`; every status when absent.
+    status: Option<String>,
+    /// Items per page, 1 to 1,000; 100 when absent.
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+impl ListQuery {
+    fn read(params: &HashMap<String, String>) -> Result<Self, ApiError> {
+        let status = match params.get("status").map(String::as_str) {
+            None | Some("") => None,
+            Some(s) if STATUSES.contains(&s) => Some(s.to_owned()),
+            Some(_) => {
+                return Err(ApiError::BadRequest(
+                    "status must be active or deprecated".to_owned(),
+                ));
+            }
+        };
+        let limit = match params.get("limit") {
+            None => None,
+            Some(raw) => Some(
+                raw.parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::BadRequest(
+                            "limit must be an integer between 1 and 1000".to_owned(),
+                        )
+                    })?,
+            ),
+        };
+        let cursor = params.get("cursor").filter(|c| !c.is_empty()).cloned();
+        Ok(Self {
+            status,
+            limit,
+            cursor,
+        })
+    }
+}
+
+/// The caller's organisation's items, newest first, a page at a time.
+#[utoipa::path(get, path = "/api/catalog/items", tag = "catalog",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses((status = 200, description = "One page of items", body = ItemList)))]
 async fn list_items(
     State(state): State<AppState>,
     caller: Caller,
@@ -68,32 +170,16 @@ async fn list_items(
 ) -> Result<Json<ItemList>, ApiError> {
     let Query(params) =
         query.map_err(|_| ApiError::BadRequest("query string is malformed".to_owned()))?;
-    let status = match params.get("status").map(String::as_str) {
-        None | Some("") => None,
-        Some(s) if STATUSES.contains(&s) => Some(s),
-        Some(_) => {
-            return Err(ApiError::BadRequest(
-                "status must be active or deprecated".to_owned(),
-            ));
-        }
-    };
-    let limit = match params.get("limit") {
-        None => 100,
-        Some(raw) => raw
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| {
-                ApiError::BadRequest("limit must be an integer between 1 and 1000".to_owned())
-            })?,
-    };
-    let cursor = params
-        .get("cursor")
-        .map(String::as_str)
-        .filter(|c| !c.is_empty());
+    let query = ListQuery::read(&params)?;
     let page = state
         .catalog
-        .list(&caller, status, limit, cursor, deadline)
+        .list(
+            &caller,
+            query.status.as_deref(),
+            query.limit.unwrap_or(100),
+            query.cursor.as_deref(),
+            deadline,
+        )
         .await?;
     Ok(Json(ItemList {
         items: page.items,
@@ -101,6 +187,15 @@ async fn list_items(
     }))
 }
 
+/// One item of the caller's organisation.
+#[utoipa::path(get, path = "/api/catalog/items/{id}", tag = "catalog",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The item's id")),
+    responses(
+        (status = 200, description = "The item", body = CatalogItem),
+        (status = 403, description = "The item belongs to another organisation", body = ErrorEnvelope),
+        (status = 404, description = "No such item", body = ErrorEnvelope),
+    ))]
 async fn get_item(
     State(state): State<AppState>,
     caller: Caller,
@@ -113,6 +208,15 @@ async fn get_item(
     Ok(Json(state.catalog.get(&caller, id, deadline).await?))
 }
 
+/// Adds an item (admins only), embedded and stored in one transaction.
+#[utoipa::path(post, path = "/api/catalog/items", tag = "catalog",
+    security(("bearer" = [])),
+    request_body = NewItemRow,
+    responses(
+        (status = 201, description = "The item as stored", body = CatalogItem),
+        (status = 403, description = "The caller is not an admin", body = ErrorEnvelope),
+        (status = 409, description = "An item with these values exists", body = ErrorEnvelope),
+    ))]
 async fn create_item(
     State(state): State<AppState>,
     caller: Caller,
@@ -176,6 +280,14 @@ fn new_item(body: &mut JsonObject) -> Result<NewItemRow, ApiError> {
     })
 }
 
+/// Embeds every active item of the caller's organisation that has no
+/// embedding by the current model (admins only).
+#[utoipa::path(post, path = "/api/admin/embeddings/check", tag = "catalog",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "What was found and repaired", body = RepairReport),
+        (status = 403, description = "The caller is not an admin", body = ErrorEnvelope),
+    ))]
 async fn repair_embeddings(
     State(state): State<AppState>,
     caller: Caller,

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
 
 use crate::services::readiness::{Breakers, Checks};
 use crate::state::AppState;
@@ -19,8 +20,13 @@ pub fn router() -> Router<AppState> {
         .route("/api/readiness", get(readiness))
 }
 
+/// This module's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(paths(root, health, readiness))]
+pub struct Api;
+
 /// Body of `GET /`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RootResponse {
     name: &'static str,
     version: &'static str,
@@ -28,7 +34,7 @@ pub struct RootResponse {
 }
 
 /// Body of `GET /api/health`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct HealthResponse {
     status: &'static str,
     uptime_seconds: u64,
@@ -36,7 +42,7 @@ pub struct HealthResponse {
 
 /// Body of `GET /api/readiness`; `uptime_seconds` only when ready, as the
 /// original. `circuit_breakers` is the port's addition.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ReadinessResponse {
     status: &'static str,
     checks: Checks,
@@ -45,6 +51,9 @@ pub struct ReadinessResponse {
     uptime_seconds: Option<u64>,
 }
 
+/// Name and version of the service.
+#[utoipa::path(get, path = "/", tag = "probes",
+    responses((status = 200, description = "The service is running", body = RootResponse)))]
 async fn root() -> Json<RootResponse> {
     Json(RootResponse {
         name: "CatalogAI API",
@@ -53,6 +62,10 @@ async fn root() -> Json<RootResponse> {
     })
 }
 
+/// Liveness, for load balancers: answers while the process serves HTTP,
+/// whatever its dependencies do.
+#[utoipa::path(get, path = "/api/health", tag = "probes",
+    responses((status = 200, description = "The process is alive", body = HealthResponse)))]
 async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
     Json(HealthResponse {
         status: "healthy",
@@ -60,6 +73,12 @@ async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
     })
 }
 
+/// Readiness, for orchestrators: real calls to the database and Gemini,
+/// cached for two seconds.
+#[utoipa::path(get, path = "/api/readiness", tag = "probes", responses(
+    (status = 200, description = "Every dependency answered", body = ReadinessResponse),
+    (status = 503, description = "A dependency did not answer", body = ReadinessResponse),
+))]
 async fn readiness(State(state): State<AppState>) -> Response {
     let checks = state.readiness.checks().await;
     let circuit_breakers = state.readiness.breakers();

@@ -4,15 +4,18 @@ pub mod auth;
 pub mod catalog;
 pub mod embeddings;
 pub mod health;
+pub mod openapi;
 pub mod products;
 
 use axum::Router;
+use axum::routing::get;
 
 use crate::state::AppState;
 
-/// Probes and the root document: never shed, never authenticated.
+/// Probes, the root document and the OpenAPI document: never shed, never
+/// authenticated.
 pub fn probes() -> Router<AppState> {
-    health::router()
+    health::router().route(openapi::PATH, get(openapi::openapi_json))
 }
 
 /// The API proper: authenticated, subject to load shedding.

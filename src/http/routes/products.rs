@@ -10,22 +10,20 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Map;
 use tokio::sync::mpsc;
+use utoipa::{OpenApi, ToSchema};
 
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::JsonObject;
 use crate::resilience::Deadline;
-use crate::services::enrichment::{BatchItem, Enrichment, EnrichmentError, EnrichmentRequest};
+use crate::services::enrichment::{
+    BatchItem, Enrichment, EnrichmentError, EnrichmentRequest, MAX_CATEGORY_CHARS,
+    MAX_CONTEXT_CHARS, MAX_PRODUCT_NAME_CHARS,
+};
 use crate::state::AppState;
-
-/// Longest product name accepted.
-pub const MAX_PRODUCT_NAME_CHARS: usize = 500;
-/// Longest category hint accepted (the catalog's own category limit).
-pub const MAX_CATEGORY_CHARS: usize = 100;
-/// Longest additional context accepted.
-pub const MAX_CONTEXT_CHARS: usize = 2_000;
 
 const NDJSON: &str = "application/x-ndjson";
 
@@ -36,6 +34,76 @@ pub fn router() -> Router<AppState> {
         .route("/api/products/enrich-batch", post(enrich_batch))
 }
 
+/// This module's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(paths(enrich, enrich_batch))]
+pub struct Api;
+
+/// Body of `POST /api/products/enrich-batch`.
+#[derive(Debug, ToSchema)]
+pub struct BatchRequest {
+    /// Product names, each as in a single enrichment; at most
+    /// `MAX_BATCH_SIZE` of them (default 20).
+    #[schema(min_items = 1)]
+    product_names: Vec<String>,
+}
+
+/// Body of `POST /api/products/enrich-batch` as JSON: one result per name,
+/// in request order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResponse {
+    results: Vec<BatchResult>,
+}
+
+/// An enrichment, or the original's enrichment-shaped failure: empty
+/// strings, nulls, `confidence: low` and `error` saying why.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResult {
+    #[serde(flatten)]
+    enrichment: Enrichment,
+    /// Present only when this item failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    error: Option<&'static str>,
+}
+
+/// One line of the NDJSON batch stream: an item as it finishes, or the
+/// closing summary.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one line lives at a time, only to be serialised"
+)]
+pub enum BatchLine {
+    /// A finished item and its position in the request.
+    Item {
+        #[serde(flatten)]
+        result: BatchResult,
+        index: usize,
+    },
+    /// The last line.
+    Summary { summary: BatchSummary },
+}
+
+/// Counts of a streamed batch; items that never finished count as failed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchSummary {
+    total: usize,
+    succeeded: usize,
+    failed: usize,
+}
+
+/// Structured product data for one product name, from Gemini.
+#[utoipa::path(post, path = "/api/products/enrich", tag = "products",
+    security(("bearer" = [])),
+    request_body = EnrichmentRequest,
+    responses(
+        (status = 200, description = "The product's data", body = Enrichment),
+        (status = 502, description = "Gemini answered twice with unusable data", body = ErrorEnvelope),
+        (status = 503, description = "Gemini unavailable or rate-limited, after retries", body = ErrorEnvelope),
+        (status = 504, description = "Gemini did not answer within the request deadline", body = ErrorEnvelope),
+    ))]
 async fn enrich(
     State(state): State<AppState>,
     _caller: Caller,
@@ -50,6 +118,14 @@ async fn enrich(
     Ok(Json(state.enrichment.enrich(&request, deadline).await?))
 }
 
+/// Enriches up to `MAX_BATCH_SIZE` names at once, in parallel. A failed item
+/// does not fail the batch. With `Accept: application/x-ndjson` each item is
+/// streamed as it finishes.
+#[utoipa::path(post, path = "/api/products/enrich-batch", tag = "products",
+    security(("bearer" = [])),
+    request_body = BatchRequest,
+    responses((status = 200, description = "One result per name",
+        content((BatchResponse = "application/json"), (BatchLine = "application/x-ndjson")))))]
 async fn enrich_batch(
     State(state): State<AppState>,
     _caller: Caller,
@@ -57,30 +133,39 @@ async fn enrich_batch(
     headers: HeaderMap,
     mut body: JsonObject,
 ) -> Result<Response, ApiError> {
-    let names = body.required_str_array(
-        "product_names",
-        state.settings.batch.max_batch_size,
-        MAX_PRODUCT_NAME_CHARS,
-        |max| format!("Maximum {max} products per batch"),
-    )?;
-    let total = names.len();
-    let mut items = state.enrichment.enrich_batch(names.clone(), deadline);
+    let BatchRequest { product_names } = BatchRequest::read(&mut body, &state)?;
+    let total = product_names.len();
+    let mut items = state
+        .enrichment
+        .enrich_batch(product_names.clone(), deadline);
     if wants_ndjson(&headers) {
         return Ok(ndjson(items, total));
     }
-    let mut results: Vec<Option<Value>> = vec![None; total];
+    let mut results: Vec<Option<BatchResult>> = (0..total).map(|_| None).collect();
     while let Some(item) = items.recv().await {
         let index = item.index;
-        results[index] = Some(item_json(&item));
+        results[index] = Some(BatchResult::from(item));
     }
-    let results: Vec<Value> = results
+    let results = results
         .into_iter()
-        .zip(&names)
+        .zip(product_names)
         .map(|(result, name)| {
-            result.unwrap_or_else(|| failed_item(name, "enrichment did not complete"))
+            result.unwrap_or_else(|| BatchResult::failed(name, "enrichment did not complete"))
         })
         .collect();
-    Ok(Json(json!({ "results": results })).into_response())
+    Ok(Json(BatchResponse { results }).into_response())
+}
+
+impl BatchRequest {
+    fn read(body: &mut JsonObject, state: &AppState) -> Result<Self, ApiError> {
+        let product_names = body.required_str_array(
+            "product_names",
+            state.settings.batch.max_batch_size,
+            MAX_PRODUCT_NAME_CHARS,
+            |max| format!("Maximum {max} products per batch"),
+        )?;
+        Ok(Self { product_names })
+    }
 }
 
 fn wants_ndjson(headers: &HeaderMap) -> bool {
@@ -108,27 +193,28 @@ fn ndjson(items: mpsc::Receiver<BatchItem>, total: usize) -> Response {
         if p.done {
             return None;
         }
-        let mut line = match p.items.recv().await {
+        let line = match p.items.recv().await {
             Some(item) => {
                 if item.outcome.is_ok() {
                     p.succeeded += 1;
                 }
-                let mut value = item_json(&item);
-                value["index"] = json!(item.index);
-                value.to_string()
+                let index = item.index;
+                let result = BatchResult::from(item);
+                BatchLine::Item { result, index }
             }
             None => {
                 p.done = true;
-                // Items that never arrived (the deadline passed) count as failed.
-                json!({ "summary": {
-                    "total": total,
-                    "succeeded": p.succeeded,
-                    "failed": total - p.succeeded,
-                }})
-                .to_string()
+                BatchLine::Summary {
+                    summary: BatchSummary {
+                        total,
+                        succeeded: p.succeeded,
+                        failed: total - p.succeeded,
+                    },
+                }
             }
         };
-        line.push('\n');
+        let mut line = serde_json::to_vec(&line).unwrap_or_default();
+        line.push(b'\n');
         Some((Ok::<_, Infallible>(Bytes::from(line)), p))
     });
     let mut response = Body::from_stream(lines).into_response();
@@ -138,28 +224,36 @@ fn ndjson(items: mpsc::Receiver<BatchItem>, total: usize) -> Response {
     response
 }
 
-/// An Enrichment, or the original's Enrichment-shaped error item.
-fn item_json(item: &BatchItem) -> Value {
-    match &item.outcome {
-        Ok(enrichment) => serde_json::to_value(enrichment).unwrap_or(Value::Null),
-        Err(error) => failed_item(&item.product_name, error.client_message()),
+impl From<BatchItem> for BatchResult {
+    fn from(item: BatchItem) -> Self {
+        match item.outcome {
+            Ok(enrichment) => Self {
+                enrichment,
+                error: None,
+            },
+            Err(error) => Self::failed(item.product_name, error.client_message()),
+        }
     }
 }
 
-fn failed_item(product_name: &str, message: &str) -> Value {
-    json!({
-        "name": product_name,
-        "description": "",
-        "category": "",
-        "vendor": "",
-        "price": null,
-        "pricing_type": null,
-        "product_url": null,
-        "sku": null,
-        "metadata": {},
-        "confidence": "low",
-        "error": message,
-    })
+impl BatchResult {
+    fn failed(product_name: String, message: &'static str) -> Self {
+        Self {
+            enrichment: Enrichment {
+                name: product_name,
+                description: String::new(),
+                category: String::new(),
+                vendor: String::new(),
+                price: None,
+                pricing_type: None,
+                product_url: None,
+                sku: None,
+                metadata: Map::new(),
+                confidence: "low",
+            },
+            error: Some(message),
+        }
+    }
 }
 
 impl From<EnrichmentError> for ApiError {
