@@ -8,6 +8,7 @@
 )]
 
 mod helpers;
+mod schema;
 
 mod auth;
 mod catalog;
@@ -19,5 +20,6 @@ mod gemini_client;
 mod health;
 mod hostile;
 mod lifecycle;
+mod openapi;
 mod rate_limit;
 mod resilience;
