@@ -195,46 +195,21 @@ impl OpenApiDocument {
                     ))
                 }
             }
-            "minimum" | "maximum" => {
-                let (Some(v), Some(bound)) = (value.as_f64(), constraint.as_f64()) else {
+            "minimum" | "maximum" | "minLength" | "maxLength" | "minItems" | "maxItems" => {
+                // What the bound applies to: the number, the length in
+                // characters, or the number of items.
+                let measured = match keyword {
+                    "minimum" | "maximum" => value.as_f64(),
+                    "minLength" | "maxLength" => value.as_str().map(|s| s.chars().count() as f64),
+                    _ => value.as_array().map(|items| items.len() as f64),
+                };
+                let (Some(measured), Some(bound)) = (measured, constraint.as_f64()) else {
                     return Ok(());
                 };
-                let within = if keyword == "minimum" {
-                    v >= bound
+                let within = if keyword.starts_with("min") {
+                    measured >= bound
                 } else {
-                    v <= bound
-                };
-                if within {
-                    Ok(())
-                } else {
-                    fail(format!("{keyword} {bound}"))
-                }
-            }
-            "minLength" | "maxLength" => {
-                let (Some(s), Some(bound)) = (value.as_str(), constraint.as_u64()) else {
-                    return Ok(());
-                };
-                let chars = s.chars().count() as u64;
-                let within = if keyword == "minLength" {
-                    chars >= bound
-                } else {
-                    chars <= bound
-                };
-                if within {
-                    Ok(())
-                } else {
-                    fail(format!("{keyword} {bound}"))
-                }
-            }
-            "minItems" | "maxItems" => {
-                let (Some(items), Some(bound)) = (value.as_array(), constraint.as_u64()) else {
-                    return Ok(());
-                };
-                let n = items.len() as u64;
-                let within = if keyword == "minItems" {
-                    n >= bound
-                } else {
-                    n <= bound
+                    measured <= bound
                 };
                 if within {
                     Ok(())
