@@ -22,7 +22,7 @@ use crate::services::embeddings::EmbeddingService;
 use crate::services::enrichment::EnrichmentService;
 use crate::services::membership::MembershipDirectory;
 use crate::services::readiness::ReadinessProbe;
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -82,23 +82,23 @@ impl Application {
             gemini.clone(),
             settings.batch.concurrency,
         ));
-        let state = AppState {
+        let state = AppState::new(Shared {
             tokens: TokenVerifier::new(settings.supabase.jwt_secret.clone()),
             rate_limiter: settings
                 .server
                 .rate_limit
-                .map(|limit| Arc::new(RateLimiter::new(limit.per_minute, limit.burst))),
-            memberships: Arc::new(MembershipDirectory::new(supabase.clone())),
+                .map(|limit| RateLimiter::new(limit.per_minute, limit.burst)),
+            memberships: MembershipDirectory::new(supabase.clone()),
             enrichment: Arc::new(EnrichmentService::new(
                 gemini.clone(),
                 settings.batch.concurrency,
             )),
             embeddings: Arc::clone(&embeddings),
-            catalog: Arc::new(CatalogService::new(supabase.clone(), embeddings)),
-            readiness: Arc::new(ReadinessProbe::new(supabase, gemini)),
-            settings: Arc::new(settings),
+            catalog: CatalogService::new(supabase.clone(), embeddings),
+            readiness: ReadinessProbe::new(supabase, gemini),
+            settings,
             started_at: Instant::now(),
-        };
+        });
         Ok(Self {
             listener,
             local_addr,

@@ -1,6 +1,7 @@
 //! State shared by all handlers: settings and services. Built once in
-//! `startup`; cloning is cheap (everything is behind `Arc`).
+//! `startup`.
 
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,30 +14,51 @@ use crate::services::enrichment::EnrichmentService;
 use crate::services::membership::MembershipDirectory;
 use crate::services::readiness::ReadinessProbe;
 
-/// What handlers can reach.
+/// What handlers can reach. axum clones the state for every request to every
+/// route, probes included, so it is one `Arc`: one reference count to touch
+/// per request rather than one per service.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// The state holding `shared`.
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The settings and services behind [`AppState`].
+#[derive(Debug)]
+pub struct Shared {
     /// Validated settings.
-    pub settings: Arc<Settings>,
+    pub settings: Settings,
     /// Verifies callers' access tokens.
     pub tokens: TokenVerifier,
     /// Per-caller token buckets; `None` when rate limiting is off.
-    pub rate_limiter: Option<Arc<RateLimiter>>,
+    pub rate_limiter: Option<RateLimiter>,
     /// Callers' organisations and roles.
-    pub memberships: Arc<MembershipDirectory>,
+    pub memberships: MembershipDirectory,
     /// Product enrichment.
     pub enrichment: Arc<EnrichmentService>,
     /// Embeddings.
     pub embeddings: Arc<EmbeddingService>,
     /// Catalog items, search and embedding repair.
-    pub catalog: Arc<CatalogService>,
+    pub catalog: CatalogService,
     /// Dependency checks behind `/api/readiness`.
-    pub readiness: Arc<ReadinessProbe>,
+    pub readiness: ReadinessProbe,
     /// When the process started serving, for `uptime_seconds`.
     pub started_at: Instant,
 }
 
-impl AppState {
+impl Shared {
     /// Whole seconds since start-up.
     pub fn uptime_seconds(&self) -> u64 {
         self.started_at.elapsed().as_secs()
