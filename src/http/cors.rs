@@ -3,21 +3,26 @@
 //! neither. tower-http's layer adds its headers to every answer, which cost a
 //! third of `/api/health` throughput (measured with `scripts/load`), so
 //! requests without `Origin` skip it.
+//!
+//! hyper clones the whole service for every request, so the CORS service
+//! (whose settings hold `Vec`s) is built only for requests that use it; the
+//! clone everyone pays is two reference counts.
 
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::http::{HeaderName, Method, Request, Response, header};
 use futures_util::future::Either;
 use tower::{Layer, Service};
-use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
+use tower_http::cors::{AllowOrigin, Cors, CorsLayer, ResponseFuture};
 
 use super::middleware::REQUEST_ID;
 use crate::config::CorsOrigins;
 
 /// Applies CORS from `CORS_ORIGINS` to requests that carry `Origin`.
 #[derive(Debug, Clone)]
-pub struct BrowserCorsLayer(CorsLayer);
+pub struct BrowserCorsLayer(Arc<CorsLayer>);
 
 impl BrowserCorsLayer {
     /// The layer for the configured origins.
@@ -36,29 +41,29 @@ impl BrowserCorsLayer {
                 HeaderName::from_static("www-authenticate"),
             ])
             .max_age(Duration::from_secs(600));
-        Self(match origins {
+        Self(Arc::new(match origins {
             CorsOrigins::Any => layer.allow_origin(AllowOrigin::any()),
             CorsOrigins::List(list) => layer.allow_origin(AllowOrigin::list(list.iter().cloned())),
-        })
+        }))
     }
 }
 
-impl<S: Clone> Layer<S> for BrowserCorsLayer {
+impl<S> Layer<S> for BrowserCorsLayer {
     type Service = BrowserCors<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
         BrowserCors {
-            cors: self.0.layer(inner.clone()),
-            plain: inner,
+            cors: Arc::clone(&self.0),
+            inner,
         }
     }
 }
 
-/// The service: `cors` and `plain` wrap clones of the same inner service.
+/// The service: `inner` as is, or inside CORS when the request has `Origin`.
 #[derive(Debug, Clone)]
 pub struct BrowserCors<S> {
-    cors: Cors<S>,
-    plain: S,
+    cors: Arc<CorsLayer>,
+    inner: S,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for BrowserCors<S>
@@ -68,23 +73,22 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = Either<<Cors<S> as Service<Request<ReqBody>>>::Future, S::Future>;
+    type Future = Either<ResponseFuture<S::Future>, S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // Either may serve the next request, so both must be ready. The inner
-        // router is always ready and reserves nothing, so readying the one
-        // not used costs nothing.
-        match self.cors.poll_ready(cx) {
-            Poll::Ready(Ok(())) => self.plain.poll_ready(cx),
-            other => other,
-        }
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         if request.headers().contains_key(header::ORIGIN) {
-            Either::Left(self.cors.call(request))
+            // The readied inner service goes into CORS; a clone stays for the
+            // next request, which will ready it first (tower's usual swap).
+            let clone = self.inner.clone();
+            let ready = std::mem::replace(&mut self.inner, clone);
+            let mut cors: Cors<S> = self.cors.layer(ready);
+            Either::Left(cors.call(request))
         } else {
-            Either::Right(self.plain.call(request))
+            Either::Right(self.inner.call(request))
         }
     }
 }

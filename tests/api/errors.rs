@@ -138,4 +138,34 @@ async fn cors_allows_only_configured_origins() {
     );
     let other = with_origin("https://evil.example.com").await.unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
+    let server = app.get("/api/health").await;
+    assert!(
+        server.headers().get("vary").is_none(),
+        "no CORS without Origin"
+    );
+
+    // A browser's preflight for an authenticated POST.
+    let preflight = app
+        .client
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/api/products/enrich", app.address),
+        )
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 200);
+    let header = |name: &str| preflight.headers()[name].to_str().unwrap().to_owned();
+    assert_eq!(
+        header("access-control-allow-origin"),
+        "https://app.example.com"
+    );
+    assert!(header("access-control-allow-methods").contains("POST"));
+    assert!(header("access-control-allow-headers").contains("authorization"));
 }
