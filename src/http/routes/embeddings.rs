@@ -62,7 +62,7 @@ async fn embed(
     deadline: Deadline,
     mut body: JsonObject,
 ) -> Result<Json<EmbeddingsResponse>, ApiError> {
-    let request = EmbeddingsRequest::read(&mut body, &state)?;
+    let request = EmbeddingsRequest::read(&mut body, state.settings.batch.max_embed_texts)?;
     let task_type = request.task_type.unwrap_or(TaskType::RetrievalDocument);
     let embeddings = state
         .embeddings
@@ -76,13 +76,10 @@ async fn embed(
 }
 
 impl EmbeddingsRequest {
-    fn read(body: &mut JsonObject, state: &AppState) -> Result<Self, ApiError> {
-        let texts = body.required_str_array(
-            "texts",
-            state.settings.batch.max_embed_texts,
-            MAX_TEXT_CHARS,
-            |max| format!("at most {max} texts per request"),
-        )?;
+    fn read(body: &mut JsonObject, max_texts: usize) -> Result<Self, ApiError> {
+        let texts = body.required_str_array("texts", max_texts, MAX_TEXT_CHARS, |max| {
+            format!("at most {max} texts per request")
+        })?;
         let task_type = body
             .optional_str("task_type", 64)?
             .map(|name| parse_task_type(&name))

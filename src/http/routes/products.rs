@@ -133,7 +133,8 @@ async fn enrich_batch(
     headers: HeaderMap,
     mut body: JsonObject,
 ) -> Result<Response, ApiError> {
-    let BatchRequest { product_names } = BatchRequest::read(&mut body, &state)?;
+    let max_names = state.settings.batch.max_batch_size;
+    let BatchRequest { product_names } = BatchRequest::read(&mut body, max_names)?;
     let total = product_names.len();
     let mut items = state
         .enrichment
@@ -157,13 +158,11 @@ async fn enrich_batch(
 }
 
 impl BatchRequest {
-    fn read(body: &mut JsonObject, state: &AppState) -> Result<Self, ApiError> {
-        let product_names = body.required_str_array(
-            "product_names",
-            state.settings.batch.max_batch_size,
-            MAX_PRODUCT_NAME_CHARS,
-            |max| format!("Maximum {max} products per batch"),
-        )?;
+    fn read(body: &mut JsonObject, max_names: usize) -> Result<Self, ApiError> {
+        let product_names =
+            body.required_str_array("product_names", max_names, MAX_PRODUCT_NAME_CHARS, |max| {
+                format!("Maximum {max} products per batch")
+            })?;
         Ok(Self { product_names })
     }
 }
