@@ -4,6 +4,7 @@
 //! 4xx in the error envelope (or a success, when random input happens to be
 //! valid): never a 5xx, never a panic, never a hung connection.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use reqwest::Method;
@@ -13,6 +14,7 @@ use uuid::Uuid;
 use crate::helpers::{
     TestApp, create_tenant, mint_token, sign_token, spawn_app_with, unix_now, user_token,
 };
+use crate::schema::OpenApiDocument;
 
 /// Every authenticated endpoint, with a path for the item route.
 fn endpoints() -> Vec<(Method, String)> {
@@ -67,13 +69,18 @@ async fn probe(
     if status >= 400 {
         let envelope: Value = serde_json::from_str(&text)
             .unwrap_or_else(|_| panic!("{method} {path}: not JSON: {text}"));
-        assert!(
-            envelope["error"]["code"].is_string() && envelope["error"]["message"].is_string(),
-            "{text}"
-        );
+        let documented = json!({"$ref": "#/components/schemas/ErrorEnvelope"});
+        if let Err(e) = DOCUMENT.validate(&envelope, &documented) {
+            panic!("{method} {path}: {status} is not the documented envelope: {e}");
+        }
     }
     status
 }
+
+/// The OpenAPI document, for the envelope's schema.
+static DOCUMENT: LazyLock<OpenApiDocument> = LazyLock::new(|| OpenApiDocument {
+    doc: serde_json::to_value(catalogai::http::routes::openapi::document()).unwrap(),
+});
 
 fn app_settings(env: &mut std::collections::HashMap<String, String>) {
     env.insert("RATE_LIMIT_PER_MINUTE".into(), "0".into());
