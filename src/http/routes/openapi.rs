@@ -107,7 +107,7 @@ static DOCUMENT_JSON: LazyLock<Result<Bytes, String>> = LazyLock::new(|| {
 });
 
 /// This document.
-#[utoipa::path(get, path = "/api/openapi.json", tag = "probes",
+#[utoipa::path(get, path = PATH, tag = "probes",
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
 pub async fn openapi_json() -> Result<Response, ApiError> {
     let json = DOCUMENT_JSON
