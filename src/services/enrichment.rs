@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
 
 use crate::clients::gemini::{GeminiCallError, GeminiClient, GeminiError, StructuredPrompt};
 use crate::resilience::{CallError, Deadline};
@@ -54,8 +55,8 @@ pub struct Enrichment {
     pub vendor: String,
     /// Price in USD, when known.
     pub price: Option<f64>,
-    /// `one_time`, `monthly`, `yearly` or `usage_based`, when known.
-    #[schema(value_type = Option<String>)]
+    /// How the price is charged, when known.
+    #[schema(schema_with = pricing_type_schema)]
     pub pricing_type: Option<&'static str>,
     /// Official product page, when known.
     pub product_url: Option<String>,
@@ -64,8 +65,8 @@ pub struct Enrichment {
     /// Brand, specs, features.
     #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
-    /// `high`, `medium` or `low`.
-    #[schema(value_type = String)]
+    /// How sure the model is that it knows this exact product.
+    #[schema(schema_with = confidence_schema)]
     pub confidence: &'static str,
 }
 
@@ -107,6 +108,30 @@ it is clear and current. The description is one or two sentences on what the pro
 key features. metadata holds brand, specifications, warranty and key features. confidence is high \
 only when you recognise the exact product.";
 
+/// `confidence` in the OpenAPI document: the values [`validate`] lets through.
+fn confidence_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(CONFIDENCE))
+        .build()
+}
+
+/// `pricing_type` in the OpenAPI document: one of [`PRICING_TYPES`] or null.
+fn pricing_type_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some(pricing_types_or_null()))
+        .build()
+}
+
+fn pricing_types_or_null() -> Vec<Value> {
+    PRICING_TYPES
+        .iter()
+        .map(|t| json!(t))
+        .chain([Value::Null])
+        .collect()
+}
+
 /// The JSON Schema Gemini must answer with.
 fn response_schema() -> Value {
     json!({
@@ -117,11 +142,11 @@ fn response_schema() -> Value {
             "category": {"type": "string", "description": "Product category, e.g. Electronics, Furniture, Office Supplies, Software, Services"},
             "vendor": {"type": "string", "description": "Manufacturer or primary vendor"},
             "price": {"type": ["number", "null"], "minimum": 0, "description": "Current price in USD"},
-            "pricing_type": {"type": ["string", "null"], "enum": ["one_time", "monthly", "yearly", "usage_based", null]},
+            "pricing_type": {"type": ["string", "null"], "enum": pricing_types_or_null()},
             "product_url": {"type": ["string", "null"], "description": "Official product page"},
             "sku": {"type": ["string", "null"], "description": "SKU, model number or product code"},
             "metadata": {"type": "object", "description": "brand, specifications, warranty, key features"},
-            "confidence": {"type": "string", "enum": ["high", "medium", "low"]}
+            "confidence": {"type": "string", "enum": CONFIDENCE}
         },
         "required": REQUIRED,
     })
