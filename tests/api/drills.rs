@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use uuid::Uuid;
 
 use crate::helpers::{
-    create_tenant, insert_items_without_embeddings, poll_until, rest, spawn_app_with, stack_env,
+    create_tenant, insert_items_without_embeddings, poll_readiness, rest, spawn_app_with, stack_env,
 };
 
 const REPAIR: &str = "/api/admin/embeddings/check";
@@ -62,10 +62,7 @@ async fn the_rest_server_vanishing_mid_create_leaves_nothing_behind_and_the_serv
 
     // No restart, no operator: the same request works once the REST server is back.
     app.gemini.set_faults(Faults::default());
-    let (status, _, _) = poll_until(&app, "/api/readiness", Duration::from_secs(10), |s, _| {
-        s == 200
-    })
-    .await;
+    let (status, _, _) = poll_readiness(&app, 200, Duration::from_secs(10)).await;
     assert_eq!(status, 200);
     let response = app
         .post_json(
@@ -151,10 +148,7 @@ async fn the_rest_server_vanishing_mid_repair_reports_failed_items_and_a_rerun_f
 
     // Recovered by itself: once the breaker lets a trial through, a rerun finishes the job.
     app.gemini.set_faults(Faults::default());
-    let (status, _, _) = poll_until(&app, "/api/readiness", Duration::from_secs(10), |s, _| {
-        s == 200
-    })
-    .await;
+    let (status, _, _) = poll_readiness(&app, 200, Duration::from_secs(10)).await;
     assert_eq!(status, 200);
     let report: Value = app
         .post_json(REPAIR, Some(&token), &json!({}))

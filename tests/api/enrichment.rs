@@ -241,16 +241,7 @@ async fn a_batch_answers_in_input_order_under_random_latency() {
     });
     let names: Vec<String> = (0..20).map(|i| format!("Widget {i}")).collect();
 
-    let response = app
-        .post_json(
-            BATCH,
-            Some(&tenant.requester.token),
-            &json!({ "product_names": names }),
-        )
-        .await;
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    let results = body["results"].as_array().unwrap();
+    let results = app.enrich_batch(&tenant.requester.token, &names).await;
     assert_eq!(results.len(), names.len());
     for (result, name) in results.iter().zip(&names) {
         assert_enrichment(result, name);
@@ -276,16 +267,7 @@ async fn duplicates_cost_one_gemini_call_each_and_fill_every_position() {
         "dell xps 13",
     ];
 
-    let response = app
-        .post_json(
-            BATCH,
-            Some(&tenant.requester.token),
-            &json!({ "product_names": names }),
-        )
-        .await;
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    let results = body["results"].as_array().unwrap();
+    let results = app.enrich_batch(&tenant.requester.token, &names).await;
     assert_eq!(results.len(), names.len());
     assert_eq!(app.gemini.stats().calls_of("generateContent"), 3);
     assert_eq!(results[0], results[1]);
@@ -305,22 +287,13 @@ async fn a_failed_item_has_the_original_error_shape_and_the_rest_succeed() {
     ]));
     let names: Vec<String> = (0..6).map(|i| format!("Gadget {i}")).collect();
 
-    let response = app
-        .post_json(
-            BATCH,
-            Some(&tenant.requester.token),
-            &json!({ "product_names": names }),
-        )
-        .await;
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    let results = body["results"].as_array().unwrap();
+    let results = app.enrich_batch(&tenant.requester.token, &names).await;
     let failed: Vec<(usize, &Value)> = results
         .iter()
         .enumerate()
         .filter(|(_, r)| r.get("error").is_some())
         .collect();
-    assert_eq!(failed.len(), 1, "{body}");
+    assert_eq!(failed.len(), 1, "{results:?}");
     let (index, item) = failed[0];
     assert_eq!(
         *item,

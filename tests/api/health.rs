@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{poll_until, spawn_app, spawn_app_with};
+use crate::helpers::{poll_readiness, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn root_describes_the_api() {
@@ -67,11 +67,7 @@ async fn readiness_turns_503_with_database_false_soon_after_the_rest_server_goes
     assert_eq!(app.get("/api/readiness").await.status(), 200);
 
     app.rest.break_networking();
-    let (status, body, took) =
-        poll_until(&app, "/api/readiness", Duration::from_secs(5), |s, _| {
-            s == 503
-        })
-        .await;
+    let (status, body, took) = poll_readiness(&app, 503, Duration::from_secs(5)).await;
     assert_eq!(status, 503, "still {body} after {took:?}");
     assert_eq!(body["status"], "not_ready");
     assert_eq!(
@@ -81,10 +77,7 @@ async fn readiness_turns_503_with_database_false_soon_after_the_rest_server_goes
     assert!(took < Duration::from_secs(3), "took {took:?}");
 
     app.rest.restore_networking();
-    let (status, body, _) = poll_until(&app, "/api/readiness", Duration::from_secs(5), |s, _| {
-        s == 200
-    })
-    .await;
+    let (status, body, _) = poll_readiness(&app, 200, Duration::from_secs(5)).await;
     assert_eq!(status, 200, "did not recover: {body}");
 }
 

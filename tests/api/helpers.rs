@@ -87,6 +87,24 @@ impl TestApp {
         request.send().await.expect("request failed")
     }
 
+    /// `POST /api/products/enrich-batch` for `names` as the bearer of
+    /// `token`; checks the answer is 200 and returns its `results`.
+    pub async fn enrich_batch(&self, token: &str, names: &[impl serde::Serialize]) -> Vec<Value> {
+        let response = self
+            .post_json(
+                "/api/products/enrich-batch",
+                Some(token),
+                &serde_json::json!({ "product_names": names }),
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        let mut body: Value = response.json().await.expect("not JSON");
+        match body["results"].take() {
+            Value::Array(results) => results,
+            other => panic!("results is not an array: {other}"),
+        }
+    }
+
     /// `GET path` as the bearer of `token`.
     pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
         self.client
@@ -230,9 +248,18 @@ async fn forward(mut inbound: TcpStream, upstream: SocketAddr, mut broken: watch
     }
 }
 
+/// Polls `GET /api/readiness` until it answers `status` or `within` passes.
+pub async fn poll_readiness(
+    app: &TestApp,
+    status: u16,
+    within: Duration,
+) -> (u16, serde_json::Value, Duration) {
+    poll_until(app, "/api/readiness", within, |s, _| s == status).await
+}
+
 /// Polls `GET path` until `done` accepts the answer or `within` passes; the
 /// way an orchestrator probes. Returns the last status and body.
-pub async fn poll_until(
+async fn poll_until(
     app: &TestApp,
     path: &str,
     within: Duration,

@@ -30,6 +30,14 @@ const INTERFACE: [(&str, &str); 13] = [
     ("post", "/api/admin/embeddings/check"),
 ];
 
+/// [`INTERFACE`] as `(method, path template)` pairs.
+fn interface() -> BTreeSet<(String, String)> {
+    INTERFACE
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect()
+}
+
 const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
 
 async fn document(app: &TestApp) -> OpenApiDocument {
@@ -70,11 +78,7 @@ async fn the_document_describes_exactly_the_interface_and_every_route_is_served(
     );
 
     let documented = operations(&doc);
-    let interface: BTreeSet<(String, String)> = INTERFACE
-        .iter()
-        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
-        .collect();
-    assert_eq!(documented, interface);
+    assert_eq!(documented, interface());
 
     // Served: no token gets 401 where the document asks for one, a probe
     // answers; never the router's 404 or 405.
@@ -319,11 +323,7 @@ async fn real_answers_of_every_route_validate_against_the_document() {
     check(Call::new("post", repair).by(admin), 200).await;
     check(Call::new("post", repair).by(requester), 403).await;
 
-    let interface: BTreeSet<(String, String)> = INTERFACE
-        .iter()
-        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
-        .collect();
-    assert_eq!(seen, interface, "every route's answers are checked");
+    assert_eq!(seen, interface(), "every route's answers are checked");
 }
 
 /// A body the operation accepts: its required fields, filled minimally.

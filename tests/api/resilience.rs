@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use gemini_emulator::{Fault, FaultRule, Faults, Quota};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, create_tenant, poll_until, spawn_app_with};
+use crate::helpers::{TestApp, create_tenant, poll_readiness, spawn_app_with};
 
 const ENRICH: &str = "/api/products/enrich";
 const BATCH: &str = "/api/products/enrich-batch";
@@ -50,16 +50,7 @@ async fn a_batch_of_50_succeeds_when_30_percent_of_gemini_calls_fail_with_503() 
     ]));
     let names: Vec<String> = (0..50).map(|i| format!("Flaky product {i}")).collect();
 
-    let response = app
-        .post_json(
-            BATCH,
-            Some(&tenant.requester.token),
-            &json!({ "product_names": names }),
-        )
-        .await;
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    let results = body["results"].as_array().unwrap();
+    let results = app.enrich_batch(&tenant.requester.token, &names).await;
     assert_eq!(results.len(), 50);
     let failed: Vec<&Value> = results
         .iter()
@@ -261,11 +252,7 @@ async fn an_unreachable_rest_server_opens_the_database_breaker_and_the_service_r
     // The REST server is back: no restart, no operator; the next probes after
     // the cool-down close the breaker.
     app.rest.restore_networking();
-    let (status, body, took) =
-        poll_until(&app, "/api/readiness", Duration::from_secs(10), |s, _| {
-            s == 200
-        })
-        .await;
+    let (status, body, took) = poll_readiness(&app, 200, Duration::from_secs(10)).await;
     assert_eq!(status, 200, "still {body} after {took:?}");
     assert_eq!(body["circuit_breakers"]["database"], "closed");
     let response = app.get_as("/api/auth/verify", token).await;
