@@ -90,16 +90,80 @@ pub struct SupabaseSettings {
     pub url: Url,
     /// The PostgREST base URL: `POSTGREST_URL`, or `SUPABASE_URL` + `/rest/v1`.
     pub rest_url: Url,
-    /// The anon (public) key (`SUPABASE_KEY`), sent as `apikey` on user-scoped calls.
-    pub anon_key: Secret,
-    /// The service-role key (`SUPABASE_SERVICE_ROLE_KEY`); bypasses row-level security.
-    pub service_role_key: Secret,
-    /// The project's JWT secret (`SUPABASE_JWT_SECRET`), to verify access tokens locally.
-    pub jwt_secret: Secret,
+    /// The public key (`SUPABASE_KEY` or `SUPABASE_PUBLISHABLE_KEY`): the
+    /// legacy anon JWT or an `sb_publishable_...` key, sent as `apikey` on
+    /// user-scoped calls.
+    pub anon_key: ApiKey,
+    /// The elevated key (`SUPABASE_SERVICE_ROLE_KEY` or `SUPABASE_SECRET_KEY`):
+    /// the legacy service-role JWT or an `sb_secret_...` key; bypasses
+    /// row-level security.
+    pub service_role_key: ApiKey,
+    /// How users' access tokens are verified.
+    pub auth: AuthSettings,
     /// Timeout of one PostgREST call (`SUPABASE_TIMEOUT_SECONDS`).
     pub timeout: Duration,
     /// Most PostgREST calls in flight from this process at once (`SUPABASE_MAX_CONCURRENCY`).
     pub max_concurrency: usize,
+}
+
+/// How users' access tokens are verified: against the project's JSON Web
+/// Key Set (asymmetric signing keys), with the legacy HS256 secret, or both
+/// (a project moving from one to the other).
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// The legacy JWT secret (`SUPABASE_JWT_SECRET`), for HS256 tokens.
+    pub jwt_secret: Option<Secret>,
+    /// Where the signing keys are published (`SUPABASE_JWKS_URL`, default
+    /// `SUPABASE_URL/auth/v1/.well-known/jwks.json`); `None` when set to `off`.
+    pub jwks_url: Option<Url>,
+    /// The `iss` every token must carry (`SUPABASE_JWT_ISSUER`); `None`: not checked.
+    pub issuer: Option<String>,
+    /// Timeout of one key-set fetch (`SUPABASE_AUTH_TIMEOUT_SECONDS`).
+    pub timeout: Duration,
+}
+
+/// A Supabase API key, and which kind it is: the kind decides how it is sent.
+#[derive(Debug, Clone)]
+pub struct ApiKey {
+    value: Secret,
+    kind: ApiKeyKind,
+}
+
+/// The kinds of Supabase API keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiKeyKind {
+    /// A legacy `anon` or `service_role` key: a long-lived JWT, sent as
+    /// `apikey` and as the bearer token.
+    LegacyJwt,
+    /// `sb_publishable_...`: sent as `apikey` only; never a bearer token.
+    Publishable,
+    /// `sb_secret_...`: sent as `apikey` only; never a bearer token.
+    Secret,
+}
+
+impl ApiKey {
+    /// A key, its kind read from its prefix.
+    pub fn new(value: impl Into<Arc<str>>) -> Self {
+        let value = Secret(value.into());
+        let kind = if value.expose().starts_with("sb_publishable_") {
+            ApiKeyKind::Publishable
+        } else if value.expose().starts_with("sb_secret_") {
+            ApiKeyKind::Secret
+        } else {
+            ApiKeyKind::LegacyJwt
+        };
+        Self { value, kind }
+    }
+
+    /// The key itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        self.value.expose()
+    }
+
+    /// Which kind of key this is.
+    pub fn kind(&self) -> ApiKeyKind {
+        self.kind
+    }
 }
 
 /// Gemini API settings.
@@ -240,9 +304,17 @@ impl Settings {
             Some(url) => Some(url),
             None => supabase_url.as_ref().and_then(|url| r.rest_url_of(url)),
         };
-        let anon_key = r.header_secret("SUPABASE_KEY");
-        let service_role_key = r.header_secret("SUPABASE_SERVICE_ROLE_KEY");
-        let jwt_secret = r.secret("SUPABASE_JWT_SECRET");
+        let anon_key = r.api_key(
+            "SUPABASE_KEY",
+            "SUPABASE_PUBLISHABLE_KEY",
+            ApiKeyKind::Secret,
+        );
+        let service_role_key = r.api_key(
+            "SUPABASE_SERVICE_ROLE_KEY",
+            "SUPABASE_SECRET_KEY",
+            ApiKeyKind::Publishable,
+        );
+        let auth = supabase_url.as_ref().map(|url| r.auth(url));
         let supabase_timeout = r.seconds("SUPABASE_TIMEOUT_SECONDS", 10, 1, 300);
         let supabase_max_concurrency = r.bounded("SUPABASE_MAX_CONCURRENCY", 32, 1, 10_000);
 
@@ -274,7 +346,7 @@ impl Settings {
             Some(rest_url),
             Some(anon_key),
             Some(service_role_key),
-            Some(jwt_secret),
+            Some(auth),
             Some(api_key),
             Some(base_url),
         ) = (
@@ -282,7 +354,7 @@ impl Settings {
             rest_url,
             anon_key,
             service_role_key,
-            jwt_secret,
+            auth,
             gemini_api_key,
             gemini_base_url,
         )
@@ -300,7 +372,7 @@ impl Settings {
                 rest_url,
                 anon_key,
                 service_role_key,
-                jwt_secret,
+                auth,
                 timeout: supabase_timeout,
                 max_concurrency: supabase_max_concurrency,
             },
@@ -395,6 +467,97 @@ impl Reader<'_> {
         Some(secret)
     }
 
+    /// A Supabase API key, under its original name or its new-style alias
+    /// (both set must agree). A key of the `refused` kind is a mistake that
+    /// would leak or fail (a secret key as the public one, say).
+    fn api_key(&mut self, name: &str, alias: &str, refused: ApiKeyKind) -> Option<ApiKey> {
+        let value = match (self.raw(name), self.raw(alias)) {
+            (Some(a), Some(b)) if a != b => {
+                self.problems.push(format!(
+                    "{name} and {alias} are both set, to different keys"
+                ));
+                return None;
+            }
+            (Some(value), _) | (None, Some(value)) => value,
+            (None, None) => {
+                self.problems
+                    .push(format!("{name} (or {alias}): required, not set"));
+                return None;
+            }
+        };
+        if HeaderValue::from_str(&format!("Bearer {value}")).is_err() {
+            // The value itself is never echoed: it is a secret.
+            self.problems.push(format!(
+                "{name}: contains characters that cannot be sent in an HTTP header"
+            ));
+            return None;
+        }
+        let key = ApiKey::new(value);
+        if key.kind() == refused {
+            let problem = match refused {
+                ApiKeyKind::Secret => {
+                    "is a secret key (sb_secret_...); this one must be the publishable key"
+                }
+                _ => "is a publishable key; this one must be the secret (or service-role) key",
+            };
+            self.problems.push(format!("{name}: {problem}"));
+            return None;
+        }
+        Some(key)
+    }
+
+    /// Token verification settings. The key set is on by default (every
+    /// Supabase project publishes one); `SUPABASE_JWKS_URL=off` leaves only
+    /// the legacy secret, and then that must be set.
+    fn auth(&mut self, project: &Url) -> AuthSettings {
+        let base = project.as_str().trim_end_matches('/');
+        let jwt_secret = self.raw("SUPABASE_JWT_SECRET").map(Secret::new);
+        let jwks_url = match self.raw("SUPABASE_JWKS_URL") {
+            Some(off) if off.eq_ignore_ascii_case("off") => None,
+            Some(url) => self.key_set_url("SUPABASE_JWKS_URL", &url),
+            None => self.key_set_url(
+                "SUPABASE_URL",
+                &format!("{base}/auth/v1/.well-known/jwks.json"),
+            ),
+        };
+        if jwks_url.is_none() && jwt_secret.is_none() {
+            self.problems.push(
+                "SUPABASE_JWT_SECRET: required when SUPABASE_JWKS_URL is off: no way to verify access tokens"
+                    .to_owned(),
+            );
+        }
+        // Supabase-hosted projects name their Auth server as the issuer;
+        // self-hosted ones choose their own, so it is only assumed for the former.
+        let issuer = match self.raw("SUPABASE_JWT_ISSUER") {
+            Some(off) if off.eq_ignore_ascii_case("off") => None,
+            Some(issuer) => Some(issuer),
+            None => project
+                .host_str()
+                .filter(|host| host.ends_with(".supabase.co"))
+                .map(|_| format!("{base}/auth/v1")),
+        };
+        AuthSettings {
+            jwt_secret,
+            jwks_url,
+            issuer,
+            timeout: self.seconds("SUPABASE_AUTH_TIMEOUT_SECONDS", 5, 1, 60),
+        }
+    }
+
+    /// Signing keys decide who is who: fetched over HTTPS only, except from
+    /// this machine.
+    fn key_set_url(&mut self, name: &str, value: &str) -> Option<Url> {
+        let url = self.check_url(name, value)?;
+        if url.scheme() == "https" || is_loopback(&url) {
+            Some(url)
+        } else {
+            self.problems.push(format!(
+                "{name}: the signing keys must be fetched over https (plain http only on loopback)"
+            ));
+            None
+        }
+    }
+
     /// Supabase serves PostgREST under `/rest/v1` of the project URL.
     fn rest_url_of(&mut self, project: &Url) -> Option<Url> {
         let base = project.as_str().trim_end_matches('/');
@@ -447,6 +610,18 @@ impl Reader<'_> {
             ));
         }
         value
+    }
+}
+
+/// Whether `url` names this machine (plain HTTP is acceptable there).
+pub fn is_loopback(url: &Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
     }
 }
 
@@ -577,7 +752,6 @@ mod tests {
             "SUPABASE_URL",
             "SUPABASE_KEY",
             "SUPABASE_SERVICE_ROLE_KEY",
-            "SUPABASE_JWT_SECRET",
             "GEMINI_API_KEY",
             "PORT",
             "EMBEDDING_DIMENSION",
@@ -599,6 +773,78 @@ mod tests {
         for secret in ["anon-key", "service-key", "jwt-secret", "gemini-key"] {
             assert!(!debug.contains(secret), "{secret} leaked: {debug}");
         }
+    }
+
+    fn with(extra: &[(&'static str, &'static str)]) -> Result<Settings, ConfigError> {
+        let mut vars = minimal();
+        vars.retain(|(k, _)| !extra.iter().any(|(name, _)| name == k));
+        vars.extend_from_slice(extra);
+        Settings::from_vars(vars)
+    }
+
+    #[test]
+    fn new_api_keys_are_recognised_under_either_name() {
+        let s = with(&[
+            ("SUPABASE_KEY", ""),
+            ("SUPABASE_SERVICE_ROLE_KEY", ""),
+            ("SUPABASE_PUBLISHABLE_KEY", "sb_publishable_abc"),
+            ("SUPABASE_SECRET_KEY", "sb_secret_xyz"),
+        ])
+        .unwrap();
+        assert_eq!(s.supabase.anon_key.kind(), ApiKeyKind::Publishable);
+        assert_eq!(s.supabase.service_role_key.kind(), ApiKeyKind::Secret);
+        assert_eq!(s.supabase.service_role_key.expose(), "sb_secret_xyz");
+        let legacy = Settings::from_vars(minimal()).unwrap();
+        assert_eq!(legacy.supabase.anon_key.kind(), ApiKeyKind::LegacyJwt);
+    }
+
+    #[test]
+    fn misplaced_or_conflicting_keys_are_refused_without_echoing_them() {
+        for (vars, expected) in [
+            (vec![("SUPABASE_KEY", "sb_secret_leak")], "SUPABASE_KEY"),
+            (
+                vec![("SUPABASE_SERVICE_ROLE_KEY", "sb_publishable_x")],
+                "SUPABASE_SERVICE_ROLE_KEY",
+            ),
+            (vec![("SUPABASE_SECRET_KEY", "sb_secret_other")], "both set"),
+        ] {
+            let err = with(&vars).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+            for key in ["sb_secret_leak", "sb_publishable_x", "sb_secret_other"] {
+                assert!(!err.contains(key), "a key leaked: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn key_set_defaults_to_the_project_and_needs_https() {
+        let s = Settings::from_vars(minimal()).unwrap();
+        assert_eq!(
+            s.supabase.auth.jwks_url.unwrap().as_str(),
+            "https://project.supabase.co/auth/v1/.well-known/jwks.json"
+        );
+        assert_eq!(
+            s.supabase.auth.issuer.as_deref(),
+            Some("https://project.supabase.co/auth/v1")
+        );
+        assert!(with(&[("SUPABASE_JWKS_URL", "http://auth.example.com/jwks")]).is_err());
+        let local = with(&[("SUPABASE_JWKS_URL", "http://127.0.0.1:9/jwks")]).unwrap();
+        assert!(local.supabase.auth.jwks_url.is_some());
+        let self_hosted = with(&[("SUPABASE_URL", "https://supabase.internal")]).unwrap();
+        assert_eq!(self_hosted.supabase.auth.issuer, None);
+        let off = with(&[("SUPABASE_JWT_ISSUER", "off")]).unwrap();
+        assert_eq!(off.supabase.auth.issuer, None);
+    }
+
+    #[test]
+    fn some_way_to_verify_tokens_is_required() {
+        let legacy_only = with(&[("SUPABASE_JWKS_URL", "off")]).unwrap();
+        assert!(legacy_only.supabase.auth.jwks_url.is_none());
+        assert!(with(&[("SUPABASE_JWT_SECRET", "")]).is_ok());
+        let err = with(&[("SUPABASE_JWKS_URL", "off"), ("SUPABASE_JWT_SECRET", "")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SUPABASE_JWT_SECRET"), "{err}");
     }
 
     #[test]

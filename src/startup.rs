@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 use axum::ServiceExt;
 use tokio::net::TcpListener;
 
-use crate::auth::TokenVerifier;
+use crate::auth::{SigningKeys, TokenVerifier};
 use crate::clients::gemini::{GeminiClient, GeminiError};
+use crate::clients::jwks::{JwksCallError, JwksClient, JwksError};
 use crate::clients::supabase::SupabaseClient;
 use crate::config::Settings;
 use crate::http;
 use crate::http::rate_limit::RateLimiter;
-use crate::resilience::Dependency;
+use crate::resilience::{Deadline, Dependency};
 use crate::services::catalog::CatalogService;
 use crate::services::embeddings::EmbeddingService;
 use crate::services::enrichment::EnrichmentService;
@@ -38,7 +39,25 @@ pub enum StartupError {
     /// The Gemini client could not be built.
     #[error("cannot set up the Gemini client: {0}")]
     Gemini(#[from] GeminiError),
+    /// The key-set client could not be built.
+    #[error("cannot set up the signing-key client: {0}")]
+    Jwks(#[from] JwksError),
+    /// No access token could be verified: the key set could not be fetched
+    /// (or held no usable key) and no legacy secret is set.
+    #[error(
+        "no way to verify access tokens: the signing keys at {url} {reason}, and SUPABASE_JWT_SECRET is not set"
+    )]
+    NoSigningKeys {
+        /// Where the key set was fetched from.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
 }
+
+/// How long start-up keeps trying to fetch the signing keys (with retries)
+/// before it gives up or, with a legacy secret, goes on without them.
+const SIGNING_KEYS_STARTUP_BOUND: Duration = Duration::from_secs(15);
 
 /// A server bound to its address, ready to run.
 #[derive(Debug)]
@@ -82,8 +101,9 @@ impl Application {
             gemini.clone(),
             settings.batch.concurrency,
         ));
+        let tokens = token_verifier(&settings).await?;
         let state = AppState::new(Shared {
-            tokens: TokenVerifier::new(settings.supabase.jwt_secret.clone()),
+            tokens,
             rate_limiter: settings
                 .server
                 .rate_limit
@@ -149,4 +169,60 @@ impl Application {
             }
         }
     }
+}
+
+/// The token verifier, with the signing keys fetched. Without a legacy
+/// secret the keys are the only way in, so start-up fails (saying why) when
+/// none can be had within [`SIGNING_KEYS_STARTUP_BOUND`]; with one, the
+/// server starts and keeps trying in the background.
+async fn token_verifier(settings: &Settings) -> Result<TokenVerifier, StartupError> {
+    let auth = &settings.supabase.auth;
+    let signing_keys = match &auth.jwks_url {
+        None => None,
+        Some(url) => {
+            let policy = Arc::new(Dependency::new(
+                "supabase_auth",
+                &settings.resilience,
+                4,
+                auth.timeout,
+            ));
+            let keys = SigningKeys::new(JwksClient::new(url.clone(), auth.timeout, policy)?);
+            let outcome = keys
+                .refresh(Deadline::after(SIGNING_KEYS_STARTUP_BOUND))
+                .await;
+            let problem = match outcome {
+                Ok(0) => Some("hold no usable ES256 or RS256 key".to_owned()),
+                Ok(count) => {
+                    tracing::info!(%url, keys = count, "signing keys fetched");
+                    None
+                }
+                Err(e) => Some(could_not_fetch(&e)),
+            };
+            match (problem, &auth.jwt_secret) {
+                (None, _) => {}
+                (Some(reason), Some(_)) => {
+                    tracing::warn!(%url, %reason, "signing keys unavailable at start-up: verifying with SUPABASE_JWT_SECRET alone until they can be fetched");
+                }
+                (Some(reason), None) => {
+                    return Err(StartupError::NoSigningKeys {
+                        url: url.to_string(),
+                        reason,
+                    });
+                }
+            }
+            Some(keys)
+        }
+    };
+    Ok(TokenVerifier::new(
+        auth.jwt_secret.as_ref(),
+        signing_keys,
+        auth.issuer.as_deref(),
+    ))
+}
+
+fn could_not_fetch(error: &JwksCallError) -> String {
+    format!(
+        "could not be fetched within {}s ({error})",
+        SIGNING_KEYS_STARTUP_BOUND.as_secs()
+    )
 }

@@ -1,10 +1,13 @@
-//! Who is calling: Supabase access tokens verified locally (HS256 with the
-//! project's JWT secret), so no request costs a round trip to Supabase Auth and
-//! an unauthenticated caller never reaches Gemini.
+//! Who is calling: Supabase access tokens verified locally, against the
+//! project's asymmetric signing keys (cached from its JSON Web Key Set) and/or
+//! its legacy HS256 secret, so no request costs a round trip to Supabase Auth
+//! and an unauthenticated caller never reaches Gemini.
 
+mod keys;
 mod token;
 
-pub use token::{Claims, TokenError, TokenVerifier};
+pub use keys::{KeySetStatus, SigningKeys};
+pub use token::{Claims, MAX_TOKEN_LEN, TokenError, TokenVerifier};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

@@ -1,25 +1,28 @@
-//! HS256 JWT verification for Supabase access tokens.
+//! Access-token verification with `jsonwebtoken` (RustCrypto backend).
 //!
-//! Only `HS256` is accepted (so `alg: none` and algorithm confusion are
-//! refused), the signature is checked in constant time, `exp` must be in the
-//! future and `aud` must include `authenticated`. Written on `hmac` + `sha2`
-//! rather than a JWT crate because HS256 is all Supabase's legacy JWT secret
-//! signs, and the JWT crates' crypto backends bring RSA/ECDSA or a C build.
+//! A token's header names its algorithm; that picks the key, never the
+//! other way round:
+//! - `ES256` / `RS256`: the project's signing key named by `kid`, whose own
+//!   algorithm must be the header's (so a key cannot be used with another
+//!   algorithm);
+//! - `HS256`: the legacy JWT secret, when one is configured;
+//! - anything else, `none` included: refused before any cryptography.
+//!
+//! The signature is checked before any claim is looked at (HMAC in constant
+//! time), then `exp` and `nbf` with [`LEEWAY_SECONDS`] of clock skew, `aud`
+//! (`authenticated`), `iss` when configured, and `sub` (a user id).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde::Deserialize;
-use sha2::Sha256;
 use uuid::Uuid;
 
+use super::keys::SigningKeys;
 use crate::config::Secret;
 
 /// Longest token accepted; real Supabase tokens are well under 2 KiB.
-const MAX_TOKEN_LEN: usize = 8 * 1024;
-/// Clock skew tolerated on `exp`.
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+/// Clock skew tolerated on `exp` and `nbf`.
 const LEEWAY_SECONDS: u64 = 30;
 /// The audience Supabase puts in user access tokens.
 const AUDIENCE: &str = "authenticated";
@@ -28,21 +31,30 @@ const AUDIENCE: &str = "authenticated";
 /// see a generic 401.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TokenError {
-    /// Not three base64url parts with JSON header and claims.
+    /// Not three base64url parts with JSON header and claims, or too long.
     #[error("malformed token")]
     Malformed,
-    /// An algorithm other than HS256 (including `none`).
+    /// An algorithm we do not accept here (`none`, HS512, HS256 without a secret, ...).
     #[error("algorithm {0} is not accepted")]
     Algorithm(String),
+    /// No signing key with the token's `kid` (or no `kid` at all).
+    #[error("unknown signing key")]
+    UnknownKey,
     /// The signature does not match.
     #[error("bad signature")]
     Signature,
     /// `exp` is missing or in the past.
     #[error("token expired")]
     Expired,
+    /// `nbf` is in the future.
+    #[error("token not yet valid")]
+    NotYetValid,
     /// `aud` does not include `authenticated`.
     #[error("wrong audience")]
     Audience,
+    /// `iss` is missing or not the project's Auth server.
+    #[error("wrong issuer")]
+    Issuer,
     /// `sub` is missing or not a UUID.
     #[error("subject is not a user id")]
     Subject,
@@ -53,217 +65,322 @@ pub enum TokenError {
 pub struct Claims {
     /// The user's id (`sub`).
     pub user_id: Uuid,
-    /// Expiry, seconds since the epoch.
-    pub expires_at: u64,
 }
 
-#[derive(Deserialize)]
-struct Header {
-    alg: String,
-}
-
+/// Loosely typed on purpose: the library's own claim checks (`exp` among
+/// them) run after this is decoded, and they name what is wrong better than
+/// a decode error would.
 #[derive(Deserialize)]
 struct RawClaims {
-    sub: Option<String>,
-    exp: Option<u64>,
-    aud: Option<Audience>,
+    #[serde(default)]
+    sub: serde_json::Value,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Audience {
-    One(String),
-    Many(Vec<String>),
-}
-
-/// Verifies tokens signed with the project's JWT secret.
+/// Verifies users' access tokens against the project's signing keys and/or
+/// its legacy secret.
 #[derive(Clone)]
 pub struct TokenVerifier {
-    secret: Secret,
+    legacy_secret: Option<DecodingKey>,
+    signing_keys: Option<SigningKeys>,
+    hs256: Validation,
+    es256: Validation,
+    rs256: Validation,
 }
 
 impl std::fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TokenVerifier")
+        f.debug_struct("TokenVerifier")
+            .field("legacy_secret", &self.legacy_secret.is_some())
+            .field("signing_keys", &self.signing_keys)
+            .finish_non_exhaustive()
     }
 }
 
 impl TokenVerifier {
-    /// A verifier for `SUPABASE_JWT_SECRET`.
-    pub fn new(secret: Secret) -> Self {
-        Self { secret }
+    /// A verifier for the legacy secret, the key set, or both; `issuer`, when
+    /// given, is the `iss` every token must carry.
+    pub fn new(
+        legacy_secret: Option<&Secret>,
+        signing_keys: Option<SigningKeys>,
+        issuer: Option<&str>,
+    ) -> Self {
+        let validation = |algorithm| {
+            let mut v = Validation::new(algorithm);
+            v.leeway = LEEWAY_SECONDS;
+            v.validate_nbf = true;
+            v.set_audience(&[AUDIENCE]);
+            let mut required = vec!["exp", "sub", "aud"];
+            if let Some(issuer) = issuer {
+                v.set_issuer(&[issuer]);
+                required.push("iss");
+            }
+            v.set_required_spec_claims(&required);
+            v
+        };
+        Self {
+            legacy_secret: legacy_secret.map(|s| DecodingKey::from_secret(s.expose().as_bytes())),
+            signing_keys,
+            hs256: validation(Algorithm::HS256),
+            es256: validation(Algorithm::ES256),
+            rs256: validation(Algorithm::RS256),
+        }
+    }
+
+    /// The cached signing keys, when the key set is in use.
+    pub fn signing_keys(&self) -> Option<&SigningKeys> {
+        self.signing_keys.as_ref()
+    }
+
+    /// Whether any token could verify now: the legacy secret is set, or at
+    /// least one signing key is held.
+    pub fn can_verify(&self) -> bool {
+        self.legacy_secret.is_some()
+            || self
+                .signing_keys
+                .as_ref()
+                .is_some_and(|keys| keys.status().keys > 0)
     }
 
     /// Checks `token` and returns its claims.
     ///
     /// # Errors
     /// [`TokenError`] naming the first check that failed.
-    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        self.verify_at(token, now())
-    }
-
-    fn verify_at(&self, token: &str, now: u64) -> Result<Claims, TokenError> {
+    pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Malformed);
         }
-        let mut parts = token.split('.');
-        let (Some(header), Some(payload), Some(signature), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(TokenError::Malformed);
+        let header = decode_header(token).map_err(|e| match e.kind() {
+            ErrorKind::InvalidAlgorithmName => TokenError::Algorithm("unsupported".to_owned()),
+            _ => TokenError::Malformed,
+        })?;
+        let refused = || TokenError::Algorithm(format!("{:?}", header.alg));
+        let signing_key;
+        let (key, validation) = match header.alg {
+            Algorithm::HS256 => (
+                self.legacy_secret.as_ref().ok_or_else(refused)?,
+                &self.hs256,
+            ),
+            Algorithm::ES256 | Algorithm::RS256 => {
+                let keys = self.signing_keys.as_ref().ok_or_else(refused)?;
+                let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
+                signing_key = keys.find(kid).await.ok_or(TokenError::UnknownKey)?;
+                if signing_key.algorithm != header.alg {
+                    return Err(refused());
+                }
+                let validation = if header.alg == Algorithm::ES256 {
+                    &self.es256
+                } else {
+                    &self.rs256
+                };
+                (&signing_key.key, validation)
+            }
+            _ => return Err(refused()),
         };
-        let header: Header = decode_json(header)?;
-        if header.alg != "HS256" {
-            return Err(TokenError::Algorithm(header.alg.chars().take(16).collect()));
-        }
-        let signature = URL_SAFE_NO_PAD
-            .decode(signature)
-            .map_err(|_| TokenError::Malformed)?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(self.secret.expose().as_bytes())
-            .map_err(|_| TokenError::Signature)?;
-        mac.update(&token.as_bytes()[..header_and_payload_len(token)]);
-        // Constant-time comparison.
-        mac.verify_slice(&signature)
-            .map_err(|_| TokenError::Signature)?;
-
-        let claims: RawClaims = decode_json(payload)?;
-        match claims.exp {
-            Some(exp) if exp + LEEWAY_SECONDS > now => {}
-            _ => return Err(TokenError::Expired),
-        }
-        let audience_ok = match &claims.aud {
-            Some(Audience::One(aud)) => aud == AUDIENCE,
-            Some(Audience::Many(auds)) => auds.iter().any(|a| a == AUDIENCE),
-            None => false,
-        };
-        if !audience_ok {
-            return Err(TokenError::Audience);
-        }
-        let user_id = claims
+        let data = decode::<RawClaims>(token, key, validation).map_err(|e| classify(e.kind()))?;
+        let user_id = data
+            .claims
             .sub
-            .as_deref()
+            .as_str()
             .and_then(|sub| Uuid::parse_str(sub).ok())
             .ok_or(TokenError::Subject)?;
-        Ok(Claims {
-            user_id,
-            expires_at: claims.exp.unwrap_or_default(),
-        })
+        Ok(Claims { user_id })
     }
 }
 
-/// Length of `header.payload`, the signed part.
-fn header_and_payload_len(token: &str) -> usize {
-    token.rfind('.').unwrap_or(token.len())
-}
-
-fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, TokenError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(part.trim_end_matches('='))
-        .map_err(|_| TokenError::Malformed)?;
-    serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+fn classify(kind: &ErrorKind) -> TokenError {
+    match kind {
+        ErrorKind::InvalidSignature
+        | ErrorKind::InvalidEcdsaKey
+        | ErrorKind::InvalidRsaKey(_)
+        | ErrorKind::InvalidKeyFormat => TokenError::Signature,
+        ErrorKind::ExpiredSignature => TokenError::Expired,
+        ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+        ErrorKind::InvalidAudience => TokenError::Audience,
+        ErrorKind::InvalidIssuer => TokenError::Issuer,
+        ErrorKind::InvalidSubject => TokenError::Subject,
+        ErrorKind::MissingRequiredClaim(claim) | ErrorKind::InvalidClaimFormat(claim) => {
+            match claim.as_str() {
+                "exp" => TokenError::Expired,
+                "nbf" => TokenError::NotYetValid,
+                "aud" => TokenError::Audience,
+                "iss" => TokenError::Issuer,
+                "sub" => TokenError::Subject,
+                _ => TokenError::Malformed,
+            }
+        }
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+            TokenError::Algorithm("mismatch".to_owned())
+        }
+        _ => TokenError::Malformed,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    use serde_json::{Value, json};
 
     const SECRET: &str = "test-secret-with-enough-length-0123456789";
     const USER: &str = "6f1c1a2e-8a0b-4b1e-9a5e-0c1d2e3f4a5b";
+    const ISSUER: &str = "https://project.supabase.co/auth/v1";
 
-    fn sign(header: &serde_json::Value, claims: &serde_json::Value, secret: &str) -> String {
-        let h = URL_SAFE_NO_PAD.encode(header.to_string());
-        let p = URL_SAFE_NO_PAD.encode(claims.to_string());
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-        mac.update(format!("{h}.{p}").as_bytes());
-        let s = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-        format!("{h}.{p}.{s}")
+    fn sign(claims: &Value, secret: &str) -> String {
+        encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
     }
 
-    fn verifier() -> TokenVerifier {
-        TokenVerifier::new(Secret::new(SECRET))
+    fn verifier(issuer: Option<&str>) -> TokenVerifier {
+        TokenVerifier::new(Some(&Secret::new(SECRET)), None, issuer)
     }
 
-    fn claims(exp: u64) -> serde_json::Value {
-        json!({"sub": USER, "aud": "authenticated", "role": "authenticated", "exp": exp})
+    fn now() -> u64 {
+        jsonwebtoken::get_current_timestamp()
     }
 
-    const NOW: u64 = 1_800_000_000;
+    fn claims() -> Value {
+        json!({"sub": USER, "aud": "authenticated", "role": "authenticated", "exp": now() + 60, "iss": ISSUER})
+    }
 
-    #[test]
-    fn a_valid_token_yields_the_user() {
-        let token = sign(
-            &json!({"alg": "HS256", "typ": "JWT"}),
-            &claims(NOW + 60),
-            SECRET,
-        );
-        let verified = verifier().verify_at(&token, NOW).unwrap();
+    fn with(change: impl FnOnce(&mut serde_json::Map<String, Value>)) -> Value {
+        let mut c = claims();
+        change(c.as_object_mut().unwrap());
+        c
+    }
+
+    #[tokio::test]
+    async fn a_valid_token_yields_the_user() {
+        let verified = verifier(Some(ISSUER))
+            .verify(&sign(&claims(), SECRET))
+            .await
+            .unwrap();
         assert_eq!(verified.user_id.to_string(), USER);
     }
 
-    #[test]
-    fn forged_expired_and_foreign_tokens_are_refused() {
-        let hs = json!({"alg": "HS256"});
+    #[tokio::test]
+    async fn forged_expired_and_foreign_tokens_are_refused() {
         let cases = [
+            (sign(&claims(), "another-secret"), TokenError::Signature),
             (
-                sign(&hs, &claims(NOW + 60), "another-secret"),
-                TokenError::Signature,
+                sign(
+                    &with(|c| _ = c.insert("exp".into(), json!(now() - 3600))),
+                    SECRET,
+                ),
+                TokenError::Expired,
             ),
-            (sign(&hs, &claims(NOW - 3600), SECRET), TokenError::Expired),
             (
-                sign(&hs, &json!({"sub": USER, "aud": "authenticated"}), SECRET),
+                sign(&with(|c| _ = c.remove("exp")), SECRET),
+                TokenError::Expired,
+            ),
+            (
+                sign(&with(|c| _ = c.insert("exp".into(), json!(1e300))), SECRET),
                 TokenError::Expired,
             ),
             (
                 sign(
-                    &hs,
-                    &json!({"sub": USER, "aud": "other", "exp": NOW + 60}),
+                    &with(|c| _ = c.insert("nbf".into(), json!(now() + 3600))),
+                    SECRET,
+                ),
+                TokenError::NotYetValid,
+            ),
+            (
+                sign(
+                    &with(|c| _ = c.insert("aud".into(), json!("other"))),
                     SECRET,
                 ),
                 TokenError::Audience,
             ),
             (
                 sign(
-                    &hs,
-                    &json!({"sub": "service", "aud": "authenticated", "exp": NOW + 60}),
+                    &with(|c| _ = c.insert("iss".into(), json!("https://evil/auth/v1"))),
+                    SECRET,
+                ),
+                TokenError::Issuer,
+            ),
+            (
+                sign(&with(|c| _ = c.remove("iss")), SECRET),
+                TokenError::Issuer,
+            ),
+            (
+                sign(
+                    &with(|c| _ = c.insert("sub".into(), json!("service"))),
                     SECRET,
                 ),
                 TokenError::Subject,
             ),
-            (
-                sign(&json!({"alg": "HS512"}), &claims(NOW + 60), SECRET),
-                TokenError::Algorithm("HS512".into()),
-            ),
             ("not-a-token".to_owned(), TokenError::Malformed),
             ("a.b.c.d".to_owned(), TokenError::Malformed),
+            ("x".repeat(MAX_TOKEN_LEN + 1), TokenError::Malformed),
         ];
         for (token, expected) in cases {
-            assert_eq!(verifier().verify_at(&token, NOW), Err(expected), "{token}");
+            assert_eq!(
+                verifier(Some(ISSUER)).verify(&token).await,
+                Err(expected),
+                "{token}"
+            );
         }
     }
 
-    #[test]
-    fn alg_none_is_refused_even_without_a_signature() {
-        let h = URL_SAFE_NO_PAD.encode(json!({"alg": "none"}).to_string());
-        let p = URL_SAFE_NO_PAD.encode(claims(NOW + 60).to_string());
-        for token in [format!("{h}.{p}."), format!("{h}.{p}")] {
-            assert!(verifier().verify_at(&token, NOW).is_err(), "{token}");
-        }
-    }
-
-    #[test]
-    fn audiences_may_be_a_list() {
-        let token = sign(
-            &json!({"alg": "HS256"}),
-            &json!({"sub": USER, "aud": ["x", "authenticated"], "exp": NOW + 60}),
+    #[tokio::test]
+    async fn huge_times_neither_overflow_nor_pass() {
+        let far = sign(
+            &with(|c| _ = c.insert("exp".into(), json!(u64::MAX))),
             SECRET,
         );
-        assert!(verifier().verify_at(&token, NOW).is_ok());
+        assert!(verifier(None).verify(&far).await.is_ok());
+        let never = sign(
+            &with(|c| _ = c.insert("nbf".into(), json!(u64::MAX))),
+            SECRET,
+        );
+        assert_eq!(
+            verifier(None).verify(&never).await,
+            Err(TokenError::NotYetValid)
+        );
+    }
+
+    #[tokio::test]
+    async fn other_algorithms_and_none_are_refused() {
+        let hs512 = encode(
+            &Header::new(Algorithm::HS512),
+            &claims(),
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap();
+        assert!(matches!(
+            verifier(None).verify(&hs512).await,
+            Err(TokenError::Algorithm(_))
+        ));
+        let p = URL_SAFE_NO_PAD.encode(claims().to_string());
+        for alg in ["none", "None", "ES256"] {
+            let h = URL_SAFE_NO_PAD.encode(json!({"alg": alg}).to_string());
+            for token in [format!("{h}.{p}."), format!("{h}.{p}")] {
+                assert!(verifier(None).verify(&token).await.is_err(), "{token}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn hs256_is_refused_without_a_secret() {
+        let only_keys = TokenVerifier::new(None, None, None);
+        assert!(!only_keys.can_verify());
+        assert!(matches!(
+            only_keys.verify(&sign(&claims(), SECRET)).await,
+            Err(TokenError::Algorithm(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn audiences_may_be_a_list() {
+        let token = sign(
+            &with(|c| _ = c.insert("aud".into(), json!(["x", "authenticated"]))),
+            SECRET,
+        );
+        assert!(verifier(None).verify(&token).await.is_ok());
     }
 }

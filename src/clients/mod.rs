@@ -1,9 +1,11 @@
-//! Typed clients for the service's two dependencies: Gemini (`gemini`) and
-//! Supabase's PostgREST API (`supabase`). Clients speak in domain terms, keep
+//! Typed clients for the service's dependencies: Gemini (`gemini`),
+//! Supabase's PostgREST API (`supabase`) and the project's signing keys
+//! (`jwks`, from Supabase Auth). Clients speak in domain terms, keep
 //! the wire formats private and return their own error types; they know
 //! nothing about our HTTP server.
 
 pub mod gemini;
+pub mod jwks;
 pub mod supabase;
 
 use std::time::Duration;

@@ -18,7 +18,7 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(parts)?.to_owned();
-        let claims = state.tokens.verify(&token).map_err(|e| {
+        let claims = state.tokens.verify(&token).await.map_err(|e| {
             tracing::info!(reason = %e, "access token refused");
             ApiError::Unauthorized("invalid or expired token".to_owned())
         })?;

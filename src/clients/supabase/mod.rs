@@ -20,17 +20,17 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::auth::Role;
-use crate::config::{Secret, SupabaseSettings};
+use crate::config::{ApiKey, ApiKeyKind, SupabaseSettings};
 use crate::resilience::{BreakerState, Deadline, Dependency};
 
 /// A handle to the project's PostgREST API; cheap to clone.
 #[derive(Clone)]
 pub struct SupabaseClient {
-    /// Requests carrying the service-role key as both `apikey` and bearer token.
+    /// Requests carrying the service-role (or secret) key as `apikey`.
     service: Postgrest,
-    /// Requests made for a user: the anon key as `apikey`, the user's token as bearer.
+    /// Requests made for a user: the public key as `apikey`, the user's token as bearer.
     user: Postgrest,
-    service_key: Secret,
+    service_key: ApiKey,
     timeout: Duration,
     policy: Arc<Dependency>,
 }
@@ -113,14 +113,22 @@ impl SupabaseClient {
 
     /// A request on `table` carrying the service-role key.
     fn service_request(&self, table: &str) -> postgrest::Builder {
-        self.service.from(table).auth(self.service_key.expose())
+        self.as_service(self.service.from(table))
     }
 
     /// A call of SQL function `function` with the service-role key.
     fn service_rpc(&self, function: &str, params: &serde_json::Value) -> postgrest::Builder {
-        self.service
-            .rpc(function, params.to_string())
-            .auth(self.service_key.expose())
+        self.as_service(self.service.rpc(function, params.to_string()))
+    }
+
+    /// Supabase's own clients send a legacy service-role JWT as the bearer
+    /// token too; a new `sb_secret_...` key goes in `apikey` alone (the API
+    /// gateway refuses it as a bearer token and assumes the role from it).
+    fn as_service(&self, request: postgrest::Builder) -> postgrest::Builder {
+        match self.service_key.kind() {
+            ApiKeyKind::LegacyJwt => request.auth(self.service_key.expose()),
+            ApiKeyKind::Publishable | ApiKeyKind::Secret => request,
+        }
     }
 
     /// A request on `table` as the bearer of `token`: row-level security applies.

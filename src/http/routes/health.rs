@@ -9,6 +9,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
+use crate::auth::{KeySetStatus, SigningKeys};
 use crate::services::readiness::{Breakers, Checks};
 use crate::state::AppState;
 
@@ -47,6 +48,10 @@ pub struct ReadinessResponse {
     status: &'static str,
     checks: Checks,
     circuit_breakers: Breakers,
+    /// The project's signing keys, when tokens are verified against its key
+    /// set: a failed refetch shows here while cached keys keep serving.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signing_keys: Option<KeySetStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     uptime_seconds: Option<u64>,
 }
@@ -74,7 +79,8 @@ async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
 }
 
 /// Readiness, for orchestrators: real calls to the database and Gemini,
-/// cached for two seconds.
+/// cached for two seconds; not ready either while no access token could be
+/// verified (no legacy secret and no signing key held).
 #[utoipa::path(get, path = "/api/readiness", tag = "probes", responses(
     (status = 200, description = "Every dependency answered", body = ReadinessResponse),
     (status = 503, description = "A dependency did not answer", body = ReadinessResponse),
@@ -82,11 +88,13 @@ async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
 async fn readiness(State(state): State<AppState>) -> Response {
     let checks = state.readiness.checks().await;
     let circuit_breakers = state.readiness.breakers();
-    let (status, body) = if checks.all_ok() {
+    let signing_keys = state.tokens.signing_keys().map(SigningKeys::status);
+    let (status, body) = if checks.all_ok() && state.tokens.can_verify() {
         let body = ReadinessResponse {
             status: "ready",
             checks,
             circuit_breakers,
+            signing_keys,
             uptime_seconds: Some(state.uptime_seconds()),
         };
         (StatusCode::OK, body)
@@ -95,6 +103,7 @@ async fn readiness(State(state): State<AppState>) -> Response {
             status: "not_ready",
             checks,
             circuit_breakers,
+            signing_keys,
             uptime_seconds: None,
         };
         (StatusCode::SERVICE_UNAVAILABLE, body)
