@@ -14,6 +14,11 @@ PG_PORT="${CATALOGAI_PG_PORT:-5432}"
 DB_NAME="${CATALOGAI_DB_NAME:-catalogai}"
 REST_PORT="${CATALOGAI_REST_PORT:-54330}"
 GEMINI_PORT="${CATALOGAI_GEMINI_PORT:-54340}"
+# Serves the local signing keys' JWKS at Supabase Auth's path.
+AUTH_PORT="${CATALOGAI_AUTH_PORT:-54350}"
+JWKS_URL="http://127.0.0.1:$AUTH_PORT/auth/v1/.well-known/jwks.json"
+SIGNING_KEY_FILE="$STACK_DIR/jwt_signing_key.pem"
+SIGNING_KID_FILE="$STACK_DIR/jwt_signing_kid"
 POSTRUST_VERSION=3.1.0
 POSTRUST_BIN="$TOOLS_DIR/postrust-$POSTRUST_VERSION/bin/postrust"
 
@@ -48,6 +53,36 @@ mint_jwt() {
   payload=$(printf '%s' "$2" | b64url)
   signature=$(printf '%s.%s' "$header" "$payload" | openssl dgst -sha256 -hmac "$1" -binary | b64url)
   printf '%s.%s.%s\n' "$header" "$payload" "$signature"
+}
+
+# mint_es256_jwt KEY_PEM KID CLAIMS_JSON: an ES256 token, as Supabase Auth signs
+# with a project's asymmetric signing key. openssl signs in DER; a JWS carries
+# the raw r||s, each 32 bytes.
+mint_es256_jwt() {
+  local header payload r s
+  header=$(printf '{"alg":"ES256","typ":"JWT","kid":"%s"}' "$2" | b64url)
+  payload=$(printf '%s' "$3" | b64url)
+  read -r r s < <(printf '%s.%s' "$header" "$payload" | openssl dgst -sha256 -sign "$1" -binary \
+    | openssl asn1parse -inform DER | awk -F: '/INTEGER/ {printf "%s ", $NF} END {print ""}')
+  printf '%s.%s.%s\n' "$header" "$payload" "$(hex_to_bin "$(pad64 "$r")$(pad64 "$s")" | b64url)"
+}
+
+# pad64 HEX: left-pads a hex number to 64 digits (32 bytes).
+pad64() { printf '%64s' "$1" | tr ' ' 0; }
+# hex_to_bin HEX: the bytes a hex string spells.
+hex_to_bin() { printf '%s' "$1" | sed 's/../\\x&/g' | xargs -0 printf '%b'; }
+
+# mint_user_token USER_ID TTL [--hs256]: a user access token as Supabase Auth
+# issues it: ES256 with the local signing key, or HS256 with the legacy secret.
+mint_user_token() {
+  local now claims
+  now=$(date +%s)
+  claims="{\"sub\":\"$1\",\"role\":\"authenticated\",\"aud\":\"authenticated\",\"iat\":$now,\"exp\":$((now + $2))}"
+  if [ "${3:-}" = "--hs256" ]; then
+    mint_jwt "$(cat "$STACK_DIR/jwt_secret")" "$claims"
+  else
+    mint_es256_jwt "$SIGNING_KEY_FILE" "$(cat "$SIGNING_KID_FILE")" "$claims"
+  fi
 }
 
 # wait_for DESCRIPTION SECONDS COMMAND...: polls COMMAND until it succeeds.
