@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Duration;
 
@@ -192,6 +193,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut HashMap<String, String>)
 /// server is down.
 pub struct ChaosProxy {
     pub addr: SocketAddr,
+    connections: Arc<AtomicUsize>,
     broken: Arc<watch::Sender<bool>>,
     accept: JoinHandle<()>,
 }
@@ -203,10 +205,13 @@ impl ChaosProxy {
             .expect("cannot bind proxy");
         let addr = listener.local_addr().expect("no proxy address");
         let broken = Arc::new(watch::Sender::new(false));
+        let connections = Arc::new(AtomicUsize::new(0));
         let accept = tokio::spawn({
             let broken = broken.clone();
+            let connections = Arc::clone(&connections);
             async move {
                 while let Ok((inbound, _)) = listener.accept().await {
+                    connections.fetch_add(1, Ordering::SeqCst);
                     if *broken.borrow() {
                         drop(inbound);
                         continue;
@@ -217,9 +222,15 @@ impl ChaosProxy {
         });
         Self {
             addr,
+            connections,
             broken,
             accept,
         }
+    }
+
+    /// Connections the server has opened to the REST server so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     pub fn break_networking(&self) {
@@ -415,10 +426,12 @@ pub async fn insert_items_without_embeddings(
         .collect()
 }
 
-/// A valid access token for `user_id`, as Supabase Auth issues them.
+/// A valid access token for `user_id`, as Supabase Auth issues them on a
+/// current project: ES256, signed with the stack's signing key, which both
+/// the server and postrust (row-level security) verify.
 pub fn user_token(user_id: Uuid) -> String {
     let now = unix_now();
-    mint_token(&json!({
+    crate::signing::TestKey::stack().sign(&json!({
         "sub": user_id,
         "role": "authenticated",
         "aud": "authenticated",
@@ -427,8 +440,8 @@ pub fn user_token(user_id: Uuid) -> String {
     }))
 }
 
-/// An HS256 token over `claims`, signed with the stack's JWT secret. Written
-/// independently of the server's verifier so the two check each other.
+/// A legacy HS256 token over `claims`, signed with the stack's JWT secret.
+/// Written independently of the server's verifier so the two check each other.
 pub fn mint_token(claims: &Value) -> String {
     sign_token(
         &json!({ "alg": "HS256", "typ": "JWT" }),

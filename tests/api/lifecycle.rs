@@ -25,7 +25,6 @@ fn missing_settings_stop_start_up_with_one_message_naming_each() {
         "SUPABASE_URL",
         "SUPABASE_KEY",
         "SUPABASE_SERVICE_ROLE_KEY",
-        "SUPABASE_JWT_SECRET",
         "GEMINI_API_KEY",
         "PORT",
     ] {

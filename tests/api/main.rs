@@ -9,6 +9,7 @@
 
 mod helpers;
 mod schema;
+mod signing;
 
 mod auth;
 mod catalog;
@@ -19,6 +20,7 @@ mod errors;
 mod gemini_client;
 mod health;
 mod hostile;
+mod jwks;
 mod lifecycle;
 mod openapi;
 mod rate_limit;
