@@ -500,3 +500,61 @@ async fn new_api_keys_are_sent_the_way_supabase_expects() {
         "a request carried an sb_ key as bearer, or no key"
     );
 }
+
+#[tokio::test]
+async fn the_key_set_client_follows_redirects_on_its_own_host_only() {
+    use axum::response::Redirect;
+    use axum::routing::get;
+    use catalogai::clients::jwks::{JwksClient, JwksError};
+    use catalogai::resilience::{CallError, Deadline, Dependency};
+
+    let keys = KeyServer::start(&[&TestKey::es256()]).await;
+    let target = keys.url.clone();
+    let elsewhere = target.replace("127.0.0.1", "localhost");
+    let app = axum::Router::new()
+        .route(
+            "/same",
+            get(move || async move { Redirect::temporary(&target) }),
+        )
+        .route(
+            "/other",
+            get(move || async move { Redirect::temporary(&elsewhere) }),
+        )
+        .route("/moved", get(|| async { Redirect::permanent("/keys") }))
+        .route("/keys", get(|| async { axum::Json(json!({ "keys": [] })) }));
+    let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+
+    let settings = Settings::from_vars(stack_env().clone()).unwrap();
+    let client = |path: &str| {
+        let policy = Arc::new(Dependency::new(
+            "supabase_auth",
+            &settings.resilience,
+            1,
+            Duration::from_secs(2),
+        ));
+        let url = format!("http://{addr}{path}").parse().unwrap();
+        JwksClient::new(url, Duration::from_secs(2), policy).unwrap()
+    };
+    let deadline = || Deadline::after(Duration::from_secs(5));
+
+    let moved = client("/moved").fetch(deadline()).await.unwrap();
+    assert!(
+        moved.keys.is_empty(),
+        "a redirect on the same origin is followed"
+    );
+    // Same host, another port: the key server. Not the same origin, so refused.
+    match client("/same").fetch(deadline()).await {
+        Err(CallError::Upstream(JwksError::Status(307))) => {}
+        other => panic!("followed a redirect to another port: {other:?}"),
+    }
+    match client("/other").fetch(deadline()).await {
+        Err(CallError::Upstream(JwksError::Status(307))) => {}
+        other => panic!("followed a redirect to another host: {other:?}"),
+    }
+    assert_eq!(keys.fetches(), 0);
+    server.abort();
+}
