@@ -271,6 +271,9 @@ impl From<SupabaseCallError> for ApiError {
                         _ => Self::BadRequest("the database refused the request".to_owned()),
                     }
                 }
+                SupabaseError::Decode(detail) => {
+                    Self::Internal(format!("undecodable PostgREST answer: {detail}"))
+                }
                 _ => Self::Database(e.to_string()),
             },
         }

@@ -168,11 +168,42 @@ impl JsonObject {
                         "{name} must be at most {max_bytes} bytes"
                     )));
                 }
+                storable(name, &Value::Object(map.clone()), 1)?;
                 Ok(Some(map))
             }
             Some(_) => Err(ApiError::BadRequest(format!("{name} must be an object"))),
         }
     }
+}
+
+/// Deepest nesting accepted in stored JSON (an object at the top is level 1).
+/// Rows come back wrapped in two more levels and must stay well within what
+/// any JSON reader (ours included, 128) accepts.
+pub const MAX_JSON_DEPTH: usize = 32;
+
+/// Refuses JSON that Postgres would refuse or that could not be read back:
+/// nesting past [`MAX_JSON_DEPTH`], and U+0000 in any key or string (a
+/// `jsonb` cannot hold it).
+fn storable(name: &str, value: &Value, depth: usize) -> Result<(), ApiError> {
+    let nul = |s: &str| s.contains('\0');
+    match value {
+        Value::Array(_) | Value::Object(_) if depth > MAX_JSON_DEPTH => Err(ApiError::BadRequest(
+            format!("{name} must be nested at most {MAX_JSON_DEPTH} levels deep"),
+        )),
+        Value::Array(items) => items.iter().try_for_each(|v| storable(name, v, depth + 1)),
+        Value::Object(map) => map.iter().try_for_each(|(key, v)| {
+            if nul(key) {
+                return Err(nul_refused(name));
+            }
+            storable(name, v, depth + 1)
+        }),
+        Value::String(s) if nul(s) => Err(nul_refused(name)),
+        _ => Ok(()),
+    }
+}
+
+fn nul_refused(name: &str) -> ApiError {
+    ApiError::BadRequest(format!("{name} must not contain the character U+0000"))
 }
 
 /// Trims, and refuses blank, overlong or control-character text.

@@ -623,3 +623,124 @@ async fn the_database_refuses_cross_org_access_even_to_direct_rest_calls() {
     .await;
     assert!(status == 401 || status == 403, "{status}");
 }
+
+/// Metadata at the edges of what JSON, doubles and Unicode allow, stored and
+/// then read back every way: a value the server stored must never make a
+/// read fail (once, a 309-digit number Postgres printed took the org's list,
+/// and then the database breaker, down).
+#[tokio::test]
+async fn extreme_metadata_is_stored_and_read_back_by_list_get_and_search() {
+    let app = spawn_app().await;
+    let tenant = create_tenant().await;
+    let admin = &tenant.admin.token;
+
+    let mut deep = json!("bottom");
+    for _ in 0..31 {
+        deep = json!({ "d": deep });
+    }
+    // Keys from every Unicode plane that has assigned or private-use characters.
+    let planes = [
+        "a",
+        "é",
+        "\u{1F600}",
+        "\u{20000}",
+        "\u{30000}",
+        "\u{E0041}",
+        "\u{F0000}",
+        "\u{10FFFD}",
+    ];
+    let mut metadata = serde_json::Map::new();
+    for (i, key) in planes.iter().enumerate() {
+        metadata.insert(format!("{key}{i}"), json!(i));
+    }
+    for (key, value) in [
+        ("max", json!(f64::MAX)),
+        ("min", json!(f64::MIN)),
+        ("almost_min", json!(-1.797_693_134_862_315_5e308)),
+        ("tiny", json!(5e-324)),
+        ("neg_tiny", json!(-5e-324)),
+        ("min_normal", json!(f64::MIN_POSITIVE)),
+        ("u64", json!(u64::MAX)),
+        ("i64", json!(i64::MIN)),
+        ("long_decimal", json!(0.123_456_789_012_345_68)),
+        ("deep", deep),
+    ] {
+        metadata.insert(key.to_owned(), value);
+    }
+    let metadata = Value::Object(metadata);
+
+    let (status, item) = create_item(
+        &app,
+        admin,
+        json!({ "name": "Extreme metadata lamp", "category": "Lighting", "metadata": metadata }),
+    )
+    .await;
+    assert_eq!(status, 201, "{item}");
+    assert_eq!(item["metadata"], metadata);
+    let id = item["id"].as_str().unwrap();
+
+    for _ in 0..3 {
+        let (status, list) = get_json(&app, ITEMS, admin).await;
+        assert_eq!(status, 200, "{list}");
+        assert_eq!(list["items"][0]["metadata"], metadata);
+        let (status, one) = get_json(&app, &format!("{ITEMS}/{id}"), &tenant.requester.token).await;
+        assert_eq!(status, 200, "{one}");
+        assert_eq!(one["metadata"], metadata);
+        let (status, found) = search(
+            &app,
+            admin,
+            json!({ "query": "Extreme metadata lamp", "threshold": 0.0 }),
+        )
+        .await;
+        assert_eq!(status, 200, "{found}");
+        assert_eq!(found["results"][0]["item_metadata"], metadata);
+    }
+    let (_, readiness) = get_json(&app, "/api/readiness", admin).await;
+    assert_eq!(
+        readiness["circuit_breakers"]["database"], "closed",
+        "{readiness}"
+    );
+
+    // What the database could not hold, or a reader could not read back, is refused up front.
+    // 33 levels, where "deep" above sits in a 32-level metadata object.
+    let mut too_deep = json!(1);
+    for _ in 0..33 {
+        too_deep = json!({ "d": too_deep });
+    }
+    for (case, bad) in [
+        ("too deep", too_deep),
+        ("NUL in a value", json!({ "a": "x\u{0}y" })),
+        ("NUL in a key", json!({ "a\u{0}": 1 })),
+    ] {
+        let (status, body) = create_item(
+            &app,
+            admin,
+            json!({ "name": "Refused lamp", "metadata": bad }),
+        )
+        .await;
+        assert_eq!(status, 400, "{case}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("metadata"),
+            "{case}: {body}"
+        );
+    }
+    let response = app
+        .client
+        .post(format!("{}{ITEMS}", app.address))
+        .bearer_auth(admin)
+        .header("content-type", "application/json")
+        .body(r#"{"name": "Overflowing lamp", "metadata": {"a": 1e400}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let (_, list) = get_json(&app, ITEMS, admin).await;
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        1,
+        "nothing refused was stored"
+    );
+}

@@ -4,6 +4,7 @@
 //! repair (coverage, the items to embed, and one bulk write per chunk).
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -12,7 +13,7 @@ use super::{SupabaseCallError, SupabaseClient};
 use crate::resilience::Deadline;
 
 /// A catalog item, in the original service's shape.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CatalogItem {
     pub id: Uuid,
     pub org_id: Uuid,
@@ -37,20 +38,23 @@ pub struct CatalogItem {
     pub product_url: Option<String>,
     pub vendor: Option<String>,
     pub sku: Option<String>,
+    /// Carried as the database wrote it, never re-parsed: any JSON Postgres
+    /// stored (a 309-digit number, say) reads back.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    pub metadata: Option<Value>,
+    pub metadata: Option<Box<RawValue>>,
 }
 
 /// One semantic search result, as `search_catalog_items` returns it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SearchHit {
     pub item_id: Uuid,
     pub item_name: String,
     pub item_description: Option<String>,
     pub item_category: Option<String>,
+    /// As stored, never re-parsed (see [`CatalogItem::metadata`]).
     #[schema(value_type = Option<Object>)]
-    pub item_metadata: Option<Value>,
+    pub item_metadata: Option<Box<RawValue>>,
     pub item_status: String,
     pub similarity_score: f64,
 }
@@ -260,20 +264,22 @@ impl SupabaseClient {
         Ok(rows.into_iter().next())
     }
 
-    /// Whether an item with this id exists in any org.
+    /// Whether an item with this id exists in any org. Asked with the
+    /// service key: the function is closed to users, so nobody can probe
+    /// other tenants' ids straight through PostgREST; the server only turns
+    /// the answer into 403 rather than 404 for an id the caller named.
     ///
     /// # Errors
     /// [`SupabaseCallError`] when the call fails after retries.
     pub async fn item_exists(
         &self,
-        token: &str,
         id: Uuid,
         deadline: Deadline,
     ) -> Result<bool, SupabaseCallError> {
         let params = json!({ "p_item_id": id });
         self.policy
             .call(deadline, || {
-                self.execute(self.user_rpc("catalog_item_exists", &params, token))
+                self.execute(self.service_rpc("catalog_item_exists", &params))
             })
             .await
     }

@@ -99,9 +99,12 @@ impl Failure for SupabaseError {
         }
     }
 
+    /// An answer we cannot decode is our bug for that request, not the
+    /// database failing: it must never open the breaker for every tenant.
     fn is_dependency_failure(&self) -> bool {
         match self {
-            Self::Transport { .. } | Self::Decode(_) => true,
+            Self::Transport { .. } => true,
+            Self::Decode(_) => false,
             Self::Api { status, .. } => *status == 429 || *status >= 500,
         }
     }
