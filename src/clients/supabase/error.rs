@@ -130,6 +130,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_undecodable_answer_is_neither_retried_nor_held_against_the_database() {
+        let error = SupabaseError::Decode("number out of range".to_owned());
+        assert!(!error.is_retryable());
+        assert!(!error.is_dependency_failure());
+        let api: crate::error::ApiError = CallError::Upstream(error).into();
+        assert_eq!(api.status().as_u16(), 500);
+    }
+
+    #[test]
     fn postgrest_error_bodies_are_parsed() {
         let body = r#"{"code":"42501","message":"new row violates row-level security policy","details":null,"hint":null}"#;
         match SupabaseError::from_response(403, body) {
