@@ -177,7 +177,7 @@ impl CatalogService {
             }
             return Err(CatalogError::OtherOrg);
         }
-        if self.supabase.item_exists(token, id, deadline).await? {
+        if self.supabase.item_exists(id, deadline).await? {
             Err(CatalogError::OtherOrg)
         } else {
             Err(CatalogError::NotFound)

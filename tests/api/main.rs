@@ -25,3 +25,4 @@ mod lifecycle;
 mod openapi;
 mod rate_limit;
 mod resilience;
+mod tenant_isolation;

@@ -88,7 +88,8 @@ impl SupabaseClient {
 
     /// The organisation and role of `user_id`, read with the service key
     /// (a user may not yet be able to read their own membership through RLS).
-    /// A user with several memberships gets the oldest, as the original did.
+    /// A user with several memberships gets the oldest (ties broken by id),
+    /// the same org `user_org_id()` gives row-level security.
     ///
     /// # Errors
     /// [`SupabaseCallError`] when the call fails after retries.
@@ -103,7 +104,7 @@ impl SupabaseClient {
                     .service_request("org_memberships")
                     .select("org_id,role")
                     .eq("user_id", user_id.to_string())
-                    .order("created_at.asc")
+                    .order("created_at.asc,id.asc")
                     .limit(1);
                 let rows: Vec<MembershipRow> = self.execute(request).await?;
                 Ok(rows.into_iter().next())

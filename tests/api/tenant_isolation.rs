@@ -1,0 +1,325 @@
+//! Tenant isolation in the database itself: what anyone holding the public
+//! key, a member of another org, or a user with memberships in two orgs can
+//! do straight through PostgREST, without our server in the way.
+
+use std::process::Command;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{Tenant, create_tenant, rest, spawn_app, stack_env, user_token};
+
+/// One SQL query as the database owner, for what PostgREST cannot show
+/// (function settings and privileges).
+fn sql(query: &str) -> String {
+    let output = Command::new("psql")
+        .args([
+            stack_env()["DATABASE_URL"].as_str(),
+            "-X",
+            "-q",
+            "-tA",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            query,
+        ])
+        .output()
+        .expect("psql is needed (scripts/stack installs it)");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// An item with an embedding in `tenant`'s org, made through the app.
+async fn item_with_embedding(tenant: &Tenant) -> Uuid {
+    let app = spawn_app().await;
+    let response = app
+        .post_json(
+            "/api/catalog/items",
+            Some(&tenant.admin.token),
+            &json!({ "name": "Secret prototype", "description": "Not for other tenants" }),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    body["id"].as_str().unwrap().parse().unwrap()
+}
+
+/// The public (anon) key as the bearer: what a browser holding it can do.
+fn anon() -> String {
+    stack_env()["SUPABASE_KEY"].clone()
+}
+
+#[tokio::test]
+async fn the_public_key_reads_no_vectors_and_calls_no_function() {
+    let victim = create_tenant().await;
+    let item = item_with_embedding(&victim).await;
+    let (status, body) = rest(
+        Method::POST,
+        "rpc/get_item_embedding",
+        Some(&anon()),
+        &json!({ "item_uuid": item }),
+    )
+    .await;
+    assert!(
+        status == 401 || status == 403,
+        "anon read a vector: {status} {body}"
+    );
+
+    for (function, args) in [
+        ("catalog_item_exists", json!({ "p_item_id": item })),
+        ("user_org_id", json!({})),
+        ("has_role", json!({ "required_roles": ["admin"] })),
+        ("user_role", json!({ "org_uuid": victim.org_id })),
+        (
+            "catalog_embedding_coverage",
+            json!({ "p_org_id": victim.org_id, "p_model_version": "x" }),
+        ),
+    ] {
+        let (status, body) = rest(
+            Method::POST,
+            &format!("rpc/{function}"),
+            Some(&anon()),
+            &args,
+        )
+        .await;
+        assert!(
+            status == 401 || status == 403 || status == 404,
+            "anon called {function}: {status} {body}"
+        );
+    }
+    for table in [
+        "catalog_items",
+        "catalog_item_embeddings",
+        "org_memberships",
+        "orgs",
+    ] {
+        let (status, body) = rest(Method::GET, table, Some(&anon()), &Value::Null).await;
+        assert!(
+            status >= 400 || body == json!([]),
+            "anon read {table}: {status} {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_member_of_another_org_reads_no_vectors_and_cannot_probe_ids() {
+    let victim = create_tenant().await;
+    let other = create_tenant().await;
+    let item = item_with_embedding(&victim).await;
+
+    let (status, body) = rest(
+        Method::POST,
+        "rpc/get_item_embedding",
+        Some(&other.admin.token),
+        &json!({ "item_uuid": item }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, Value::Null, "another org's vector leaked");
+    let (status, body) = rest(
+        Method::POST,
+        "rpc/get_item_embedding",
+        Some(&victim.requester.token),
+        &json!({ "item_uuid": item }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        body.is_string() || body.is_array(),
+        "the owner reads it: {body}"
+    );
+
+    let (status, body) = rest(
+        Method::POST,
+        "rpc/catalog_item_exists",
+        Some(&other.admin.token),
+        &json!({ "p_item_id": item }),
+    )
+    .await;
+    assert!(
+        status == 401 || status == 403,
+        "existence oracle open: {status} {body}"
+    );
+}
+
+/// A user who is requester of `weak` (their oldest membership, so the org
+/// they act in) and admin of `strong`, or the other way round.
+async fn two_org_user(
+    first: &Tenant,
+    first_role: &str,
+    second: &Tenant,
+    second_role: &str,
+) -> (Uuid, String) {
+    let user = Uuid::new_v4();
+    for (tenant, role, at) in [
+        (first, first_role, "2020-01-01T00:00:00Z"),
+        (second, second_role, "2021-01-01T00:00:00Z"),
+    ] {
+        let (status, body) = rest(
+            Method::POST,
+            "org_memberships",
+            None,
+            &json!({ "org_id": tenant.org_id, "user_id": user, "role": role, "created_at": at }),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    (user, user_token(user))
+}
+
+fn role_of(user: Uuid, org: Uuid) -> String {
+    sql(&format!(
+        "select role from org_memberships where user_id = '{user}' and org_id = '{org}'"
+    ))
+}
+
+#[tokio::test]
+async fn an_admin_elsewhere_cannot_promote_themselves_or_write_the_catalog_of_their_other_org() {
+    // Acting in `weak` (oldest membership) as requester, admin of `strong`.
+    let weak = create_tenant().await;
+    let strong = create_tenant().await;
+    let (user, token) = two_org_user(&weak, "requester", &strong, "admin").await;
+
+    let (status, body) = rest(
+        Method::PATCH,
+        &format!(
+            "org_memberships?org_id=eq.{}&user_id=eq.{user}",
+            weak.org_id
+        ),
+        Some(&token),
+        &json!({ "role": "admin" }),
+    )
+    .await;
+    assert!(status >= 400 || body == json!([]), "{status} {body}");
+    assert_eq!(role_of(user, weak.org_id), "requester");
+
+    let (status, body) = rest(
+        Method::POST,
+        "catalog_items",
+        Some(&token),
+        &json!({ "org_id": weak.org_id, "name": "Injected", "created_by": user }),
+    )
+    .await;
+    assert!(status == 401 || status == 403, "{status} {body}");
+    let (status, body) = rest(
+        Method::POST,
+        "rpc/create_catalog_item_with_embedding",
+        Some(&token),
+        &json!({ "p_org_id": weak.org_id, "p_name": "Injected by RPC" }),
+    )
+    .await;
+    assert!(status == 401 || status == 403, "{status} {body}");
+    let (status, body) = rest(
+        Method::POST,
+        "org_memberships",
+        Some(&token),
+        &json!({ "org_id": weak.org_id, "user_id": Uuid::new_v4(), "role": "admin" }),
+    )
+    .await;
+    assert!(status == 401 || status == 403, "{status} {body}");
+    assert_eq!(
+        sql(&format!(
+            "select count(*) from catalog_items where org_id = '{}'",
+            weak.org_id
+        )),
+        "0"
+    );
+
+    // And the server acts in the same org the database does.
+    let app = spawn_app().await;
+    let verified: Value = app
+        .get_as("/api/auth/verify", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(verified["org_id"], json!(weak.org_id));
+    assert_eq!(verified["role"], "requester");
+}
+
+#[tokio::test]
+async fn the_org_a_user_acts_in_is_the_oldest_membership_whatever_the_insert_order() {
+    let a = create_tenant().await;
+    let b = create_tenant().await;
+    let user = Uuid::new_v4();
+    // Inserted newest first; ties on created_at broken by id.
+    for (tenant, at) in [(&b, "2022-01-01T00:00:00Z"), (&a, "2019-01-01T00:00:00Z")] {
+        let (status, body) = rest(
+            Method::POST,
+            "org_memberships",
+            None,
+            &json!({ "org_id": tenant.org_id, "user_id": user, "role": "admin", "created_at": at }),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let token = user_token(user);
+    for _ in 0..3 {
+        let (status, body) = rest(Method::POST, "rpc/user_org_id", Some(&token), &json!({})).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body, json!(a.org_id));
+    }
+}
+
+#[tokio::test]
+async fn admins_cannot_backdate_or_repoint_memberships() {
+    let tenant = create_tenant().await;
+    let victim = create_tenant().await;
+    let token = &tenant.admin.token;
+    let filter = format!(
+        "org_memberships?org_id=eq.{}&user_id=eq.{}",
+        tenant.org_id, tenant.requester.id
+    );
+
+    for change in [
+        json!({ "created_at": "2000-01-01T00:00:00Z" }),
+        json!({ "user_id": victim.admin.id }),
+        json!({ "org_id": victim.org_id }),
+    ] {
+        let (status, body) = rest(Method::PATCH, &filter, Some(token), &change).await;
+        assert!(status == 401 || status == 403, "{change}: {status} {body}");
+    }
+    // Inserting a backdated membership for the other org's admin is refused
+    // too: it would become their oldest, moving their sessions here.
+    let (status, body) = rest(
+        Method::POST,
+        "org_memberships",
+        Some(token),
+        &json!({ "org_id": tenant.org_id, "user_id": victim.admin.id, "role": "requester", "created_at": "2000-01-01T00:00:00Z" }),
+    )
+    .await;
+    assert!(status == 401 || status == 403, "{status} {body}");
+
+    // What admins may do still works: change a role in their own org.
+    let (status, body) = rest(
+        Method::PATCH,
+        &filter,
+        Some(token),
+        &json!({ "role": "reviewer" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(role_of(tenant.requester.id, tenant.org_id), "reviewer");
+}
+
+#[test]
+fn every_security_definer_function_pins_its_search_path_and_none_is_open_to_anon() {
+    crate::helpers::stack_env();
+    let loose = sql("select string_agg(p.oid::regprocedure::text, ', ')
+         from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+         where n.nspname = 'public' and p.prosecdef
+           and not coalesce('search_path=public, pg_temp' = any (p.proconfig), false)");
+    assert_eq!(loose, "", "SECURITY DEFINER without a pinned search_path");
+    // Functions of ours (not of an extension such as pgvector) anon may run.
+    let open = sql("select string_agg(p.oid::regprocedure::text, ', ')
+         from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+         where n.nspname = 'public'
+           and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')
+           and has_function_privilege('anon', p.oid, 'execute')");
+    assert_eq!(open, "", "executable by anon");
+}
