@@ -63,6 +63,9 @@ pub struct ServerSettings {
     pub max_in_flight_requests: usize,
     /// Per-caller rate limit; `None` when `RATE_LIMIT_PER_MINUTE` is 0.
     pub rate_limit: Option<RateLimitSettings>,
+    /// Whether readiness fails (503) when Gemini does (`READINESS_REQUIRE_GEMINI`);
+    /// by default a Gemini outage only degrades it.
+    pub readiness_require_gemini: bool,
 }
 
 /// A token bucket per caller.
@@ -297,6 +300,7 @@ impl Settings {
                 let burst = r.bounded("RATE_LIMIT_BURST", 60, 1, 1_000_000);
                 (per_minute > 0).then_some(RateLimitSettings { per_minute, burst })
             },
+            readiness_require_gemini: r.parse_or("READINESS_REQUIRE_GEMINI", false),
         };
 
         let supabase_url = r.url("SUPABASE_URL");

@@ -32,6 +32,10 @@ use crate::config::ResilienceSettings;
 use breaker::Breaker;
 use retry::RetryPolicy;
 
+/// Least time left for an attempt to be started: less cannot succeed and
+/// would only add load.
+pub const MIN_ATTEMPT_BUDGET: Duration = Duration::from_millis(100);
+
 /// How a client's error tells the resilience layer what happened.
 pub trait Failure: std::fmt::Display {
     /// The same call may succeed later.
@@ -129,8 +133,32 @@ impl Dependency {
         self.run(deadline, attempt, true).await
     }
 
+    /// Runs `attempt` once within `deadline`, outside the breaker and the
+    /// concurrency limit: for readiness probes, which must neither queue
+    /// behind traffic nor be refused by a breaker that traffic opened, and
+    /// whose outcome is not traffic's (it is not reported to the breaker).
+    ///
+    /// # Errors
+    /// [`CallError`]: the upstream error, or the deadline.
+    pub async fn probe<T, E, Fut>(
+        &self,
+        deadline: Deadline,
+        attempt: Fut,
+    ) -> Result<T, CallError<E>>
+    where
+        E: Failure,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        match tokio::time::timeout_at(deadline.instant(), attempt).await {
+            Ok(result) => result.map_err(CallError::Upstream),
+            Err(_) => Err(CallError::DeadlineExceeded {
+                dependency: self.name,
+            }),
+        }
+    }
+
     /// Runs `attempt` once under the breaker, limit and deadline, without
-    /// retrying: for probes that must answer quickly.
+    /// retrying: for writes that must not run twice when an answer is lost.
     ///
     /// # Errors
     /// [`CallError`]: the upstream error, an open breaker, or the deadline.
@@ -201,7 +229,7 @@ impl Dependency {
                 dependency: self.name,
             })
         };
-        if deadline.is_expired() {
+        if deadline.remaining() < MIN_ATTEMPT_BUDGET {
             return Err(expired());
         }
         let trial = self.breaker.permit().map_err(|retry_after| {
@@ -214,7 +242,14 @@ impl Dependency {
             .await
             .map_err(|_| expired())?
             .map_err(|_| expired())?;
-        let limit = self.attempt_timeout.min(deadline.remaining());
+        // Waiting for the slot may have used the budget up. Dropping `trial`
+        // unreported counts neither way: our deadline is not Gemini's fault.
+        let remaining = deadline.remaining();
+        if remaining < MIN_ATTEMPT_BUDGET {
+            return Err(expired());
+        }
+        let cut_short = remaining < self.attempt_timeout;
+        let limit = self.attempt_timeout.min(remaining);
         let outcome = tokio::time::timeout(limit, attempt()).await;
         drop(permit);
         match outcome {
@@ -231,13 +266,14 @@ impl Dependency {
                 }
                 Err(AttemptError::Failed(error))
             }
+            // Cut short by the request's deadline, not the attempt timeout:
+            // the dependency was not given its full time, so it is not
+            // blamed (a few queued requests must not open the breaker for
+            // every tenant while the dependency is healthy).
+            Err(_) if cut_short => Err(expired()),
             Err(_) => {
                 trial.failed();
-                if deadline.is_expired() {
-                    Err(expired())
-                } else {
-                    Err(AttemptError::Failed(E::timed_out(limit)))
-                }
+                Err(AttemptError::Failed(E::timed_out(limit)))
             }
         }
     }
@@ -429,6 +465,62 @@ mod tests {
             }
             other => panic!("expected an open breaker, got {other:?}"),
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn running_out_of_the_request_deadline_is_not_the_dependencys_failure() {
+        // Breaker opens after 2 failures; attempts may take 5 s; each call has 1 s.
+        let dep = dependency(2, 3, 4);
+        for _ in 0..5 {
+            let result: Result<(), _> = dep
+                .call(Deadline::after(Duration::from_secs(1)), || {
+                    std::future::pending::<Result<(), Fake>>()
+                })
+                .await;
+            assert!(matches!(result, Err(CallError::DeadlineExceeded { .. })));
+        }
+        assert_eq!(dep.breaker_state(), BreakerState::Closed);
+        // A real attempt timeout still counts.
+        for _ in 0..2 {
+            let _: Result<(), _> = dep
+                .call(Deadline::after(Duration::from_secs(60)), || {
+                    std::future::pending::<Result<(), Fake>>()
+                })
+                .await;
+        }
+        assert_eq!(dep.breaker_state(), BreakerState::Open);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiting_for_a_slot_past_the_deadline_neither_calls_nor_counts() {
+        let dep = Arc::new(dependency(1, 1, 1));
+        let holder = {
+            let dep = Arc::clone(&dep);
+            tokio::spawn(async move {
+                dep.call(Deadline::after(Duration::from_secs(4)), || async {
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                    Ok::<_, Fake>(())
+                })
+                .await
+            })
+        };
+        tokio::task::yield_now().await;
+        let called = AtomicU32::new(0);
+        let queued: Result<(), _> = dep
+            .call(Deadline::after(Duration::from_secs(2)), || {
+                called.fetch_add(1, Ordering::SeqCst);
+                async { Ok::<_, Fake>(()) }
+            })
+            .await;
+        assert!(matches!(queued, Err(CallError::DeadlineExceeded { .. })));
+        assert_eq!(called.load(Ordering::SeqCst), 0);
+        assert!(matches!(holder.await, Ok(Ok(()))));
+        assert_eq!(dep.breaker_state(), BreakerState::Closed);
+        // Too little time left: not started at all.
+        let (result, attempts) =
+            run_script(&dep, Deadline::after(Duration::from_millis(50)), &[Ok(1)]).await;
+        assert!(matches!(result, Err(CallError::DeadlineExceeded { .. })));
+        assert_eq!(attempts, 0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,6 +1,9 @@
 //! Readiness: whether this process can serve traffic now, judged by real calls
 //! to its dependencies: one `orgs` row read through PostgREST with the service
-//! key, and a one-model `models.list` on Gemini.
+//! key, and a one-model `models.list` on Gemini. Only the database makes a
+//! replica not ready; Gemini failing makes it degraded (unless
+//! `READINESS_REQUIRE_GEMINI`). The checks go around the breakers and the
+//! concurrency limits, so they see the dependencies, not the traffic.
 //!
 //! Orchestrators probe every few seconds and several replicas probe at once,
 //! so a result is reused for [`CACHE_TTL`] and concurrent probes share one
@@ -39,10 +42,29 @@ pub struct Breakers {
     pub gemini: BreakerState,
 }
 
+/// What readiness concludes from the checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Every dependency answered.
+    Ready,
+    /// The database answered but Gemini did not: catalog reads, cached
+    /// searches and everything without Gemini still work, so the replica
+    /// keeps its traffic (a Gemini outage is every replica's at once).
+    Degraded,
+    /// The database did not answer (or Gemini, when required): route no
+    /// traffic here.
+    NotReady,
+}
+
 impl Checks {
-    /// Whether every dependency is usable.
-    pub fn all_ok(self) -> bool {
-        self.database && self.gemini_api
+    /// The verdict: only the database decides, unless `require_gemini`.
+    pub fn verdict(self, require_gemini: bool) -> Verdict {
+        match (self.database, self.gemini_api) {
+            (true, true) => Verdict::Ready,
+            (true, false) if !require_gemini => Verdict::Degraded,
+            _ => Verdict::NotReady,
+        }
     }
 }
 

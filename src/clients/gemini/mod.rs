@@ -97,18 +97,20 @@ impl GeminiClient {
     }
 
     /// Lists up to `page_size` models (`models.list`); the readiness probe uses
-    /// it to prove the key works and the API answers. One attempt, no retries.
+    /// it to prove the key works and the API answers. One attempt, no retries,
+    /// outside the breaker and concurrency limit (a probe must not queue
+    /// behind traffic).
     ///
     /// # Errors
-    /// [`GeminiCallError`] for transport failures, non-2xx answers, an open
-    /// breaker or a passed deadline.
+    /// [`GeminiCallError`] for transport failures, non-2xx answers or a
+    /// passed deadline.
     pub async fn list_models(
         &self,
         page_size: u32,
         deadline: Deadline,
     ) -> Result<Vec<String>, GeminiCallError> {
         self.policy
-            .call_once(deadline, || self.list_models_once(page_size))
+            .probe(deadline, self.list_models_once(page_size))
             .await
     }
 

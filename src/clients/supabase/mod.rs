@@ -68,16 +68,15 @@ impl SupabaseClient {
     }
 
     /// Reads one `orgs` row with the service key: proves the REST server, the
-    /// database behind it and our key all work. One attempt, no retries: a
-    /// probe must answer quickly.
+    /// database behind it and our key all work. One attempt, no retries, and
+    /// outside the breaker and concurrency limit: a probe answers quickly and
+    /// sees the database itself, not the traffic's view of it.
     ///
     /// # Errors
     /// [`SupabaseCallError`] when the call fails, PostgREST refuses it, or
-    /// the database breaker is open.
+    /// the deadline passes.
     pub async fn ping(&self, deadline: Deadline) -> Result<(), SupabaseCallError> {
-        self.policy
-            .call_once(deadline, || self.read_one_org())
-            .await
+        self.policy.probe(deadline, self.read_one_org()).await
     }
 
     async fn read_one_org(&self) -> Result<(), SupabaseError> {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::auth::{KeySetStatus, SigningKeys};
-use crate::services::readiness::{Breakers, Checks};
+use crate::services::readiness::{Breakers, Checks, Verdict};
 use crate::state::AppState;
 
 /// Routes of this module.
@@ -45,7 +45,7 @@ pub struct HealthResponse {
 /// original. `circuit_breakers` is the port's addition.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReadinessResponse {
-    status: &'static str,
+    status: Verdict,
     checks: Checks,
     circuit_breakers: Breakers,
     /// The project's signing keys, when tokens are verified against its key
@@ -79,34 +79,31 @@ async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
 }
 
 /// Readiness, for orchestrators: real calls to the database and Gemini,
-/// cached for two seconds; not ready either while no access token could be
-/// verified (no legacy secret and no signing key held).
+/// cached for two seconds. 503 when the database fails (or Gemini, with
+/// `READINESS_REQUIRE_GEMINI`), or while no access token could be verified;
+/// 200 `degraded` when only Gemini fails.
 #[utoipa::path(get, path = "/api/readiness", tag = "probes", responses(
-    (status = 200, description = "Every dependency answered", body = ReadinessResponse),
-    (status = 503, description = "A dependency did not answer", body = ReadinessResponse),
+    (status = 200, description = "Ready, or degraded: the database answered, Gemini did not", body = ReadinessResponse),
+    (status = 503, description = "The database did not answer (or Gemini, when required)", body = ReadinessResponse),
 ))]
 async fn readiness(State(state): State<AppState>) -> Response {
     let checks = state.readiness.checks().await;
     let circuit_breakers = state.readiness.breakers();
     let signing_keys = state.tokens.signing_keys().map(SigningKeys::status);
-    let (status, body) = if checks.all_ok() && state.tokens.can_verify() {
-        let body = ReadinessResponse {
-            status: "ready",
-            checks,
-            circuit_breakers,
-            signing_keys,
-            uptime_seconds: Some(state.uptime_seconds()),
-        };
-        (StatusCode::OK, body)
-    } else {
-        let body = ReadinessResponse {
-            status: "not_ready",
-            checks,
-            circuit_breakers,
-            signing_keys,
-            uptime_seconds: None,
-        };
-        (StatusCode::SERVICE_UNAVAILABLE, body)
+    let mut verdict = checks.verdict(state.settings.server.readiness_require_gemini);
+    if !state.tokens.can_verify() {
+        verdict = Verdict::NotReady;
+    }
+    let status = match verdict {
+        Verdict::Ready | Verdict::Degraded => StatusCode::OK,
+        Verdict::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    let body = ReadinessResponse {
+        status: verdict,
+        checks,
+        circuit_breakers,
+        signing_keys,
+        uptime_seconds: (status == StatusCode::OK).then(|| state.uptime_seconds()),
     };
     let mut response = (status, Json(body)).into_response();
     // Probes must see the live answer, never a proxy's copy.
