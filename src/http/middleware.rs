@@ -5,12 +5,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{Request, State};
-
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-
+use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 
 use crate::error::ApiError;
@@ -61,13 +61,24 @@ fn new_request_id() -> HeaderValue {
 const ANSWER_MARGIN: Duration = Duration::from_millis(250);
 
 /// Gives the request its [`Deadline`] (`REQUEST_TIMEOUT_SECONDS`) and ends it
-/// with 504 if it runs past, so no client waits forever whatever a dependency does.
+/// with 504 if it runs past, so no client waits forever whatever a dependency
+/// does. A streamed answer is covered to its last byte: the stream is cut
+/// where the deadline falls (its producer, holding the same deadline, has
+/// normally finished with per-item errors and a summary before that).
 pub async fn deadline(State(limit): State<Duration>, mut request: Request, next: Next) -> Response {
     let margin = ANSWER_MARGIN.min(limit / 4);
+    let hard_stop = tokio::time::Instant::now() + limit;
     request
         .extensions_mut()
         .insert(Deadline::after(limit - margin));
-    match tokio::time::timeout(limit, next.run(request)).await {
+    match tokio::time::timeout_at(hard_stop, next.run(request)).await {
+        Ok(response) if is_streamed(&response) => map_body(response, |body| {
+            body.take_until(async move {
+                tokio::time::sleep_until(hard_stop).await;
+                tracing::warn!("request deadline passed mid-stream: answer cut off");
+            })
+            .boxed()
+        }),
         Ok(response) => response,
         Err(_) => ApiError::GatewayTimeout(format!(
             "request did not complete within {} s",
@@ -78,14 +89,29 @@ pub async fn deadline(State(limit): State<Duration>, mut request: Request, next:
 }
 
 /// Sheds load: past `MAX_IN_FLIGHT_REQUESTS` requests in flight, new ones get
-/// 503 at once instead of queueing without bound.
+/// 503 at once instead of queueing without bound. A streamed answer keeps
+/// its slot until its body ends (or its client goes away), not just until
+/// its headers are sent.
 pub async fn shed_load(
     State(slots): State<Arc<Semaphore>>,
     request: Request,
     next: Next,
 ) -> Response {
-    match slots.try_acquire() {
-        Ok(_permit) => next.run(request).await,
+    match Arc::clone(&slots).try_acquire_owned() {
+        Ok(permit) => {
+            let response = next.run(request).await;
+            if is_streamed(&response) {
+                map_body(response, move |body| {
+                    body.map(move |chunk| {
+                        let _held = &permit;
+                        chunk
+                    })
+                    .boxed()
+                })
+            } else {
+                response
+            }
+        }
         Err(_) => {
             tracing::warn!("overloaded: request shed");
             ApiError::ServiceUnavailable {
@@ -95,6 +121,26 @@ pub async fn shed_load(
             .into_response()
         }
     }
+}
+
+/// Whether the answer's body is produced after the handler returns (NDJSON
+/// batch progress), so guards must travel with the body.
+fn is_streamed(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|ct| ct.as_bytes().starts_with(b"application/x-ndjson"))
+}
+
+type BodyChunks = futures_util::stream::BoxStream<'static, Result<axum::body::Bytes, axum::Error>>;
+
+/// The same answer with its body's chunks passed through `wrap`.
+fn map_body(
+    response: Response,
+    wrap: impl FnOnce(axum::body::BodyDataStream) -> BodyChunks,
+) -> Response {
+    let (parts, body) = response.into_parts();
+    Response::from_parts(parts, Body::from_stream(wrap(body.into_data_stream())))
 }
 
 /// The answer for a handler that panicked: a bug, logged, and answered in the

@@ -400,3 +400,62 @@ async fn a_client_that_disconnects_stops_its_batch() {
     let calls_later = calls_after_disconnect;
     assert!(calls_later < 20, "all {calls_later} calls were made");
 }
+
+#[tokio::test]
+async fn a_streamed_batch_holds_its_in_flight_slot_and_its_deadline_to_the_last_line() {
+    let app = spawn_app_with(|env| {
+        env.insert("MAX_IN_FLIGHT_REQUESTS".into(), "1".into());
+        env.insert("BATCH_CONCURRENCY".into(), "1".into());
+        env.insert("REQUEST_TIMEOUT_SECONDS".into(), "3".into());
+    })
+    .await;
+    let tenant = create_tenant().await;
+    app.gemini.set_faults(Faults::with_latency_ms(400));
+    let names: Vec<String> = (0..20).map(|i| format!("Slow gadget {i}")).collect();
+
+    let started = std::time::Instant::now();
+    let mut response = app
+        .client
+        .post(format!("{}{BATCH}", app.address))
+        .bearer_auth(&tenant.requester.token)
+        .header("accept", "application/x-ndjson")
+        .json(&json!({ "product_names": names }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let first = response.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("\"index\""));
+
+    // Headers are out, the stream goes on: the one slot is still taken.
+    let shed = app.get_as("/api/auth/verify", &tenant.admin.token).await;
+    assert_eq!(shed.status(), 503, "a streaming batch gave up its slot");
+    assert!(shed.headers().contains_key("retry-after"));
+
+    let mut rest = Vec::from(first.as_ref());
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        rest.extend_from_slice(&chunk);
+    }
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(4),
+        "stream ran {took:?} past its 3 s deadline"
+    );
+    let text = String::from_utf8(rest).unwrap();
+    let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert!(
+        last.get("summary").is_some(),
+        "ended with a summary: {last}"
+    );
+    assert!(
+        last["summary"]["failed"].as_u64().unwrap() > 0,
+        "20 × 400 ms cannot fit in 3 s"
+    );
+
+    let after = app.get_as("/api/auth/verify", &tenant.admin.token).await;
+    assert_eq!(
+        after.status(),
+        200,
+        "the slot came back when the stream ended"
+    );
+}
