@@ -14,6 +14,8 @@ PG_PORT="${CATALOGAI_PG_PORT:-5432}"
 DB_NAME="${CATALOGAI_DB_NAME:-catalogai}"
 REST_PORT="${CATALOGAI_REST_PORT:-54330}"
 GEMINI_PORT="${CATALOGAI_GEMINI_PORT:-54340}"
+# Rows per PostgREST answer at most, as a Supabase project caps them by default.
+REST_MAX_ROWS=1000
 # Serves the local signing keys' JWKS at Supabase Auth's path.
 AUTH_PORT="${CATALOGAI_AUTH_PORT:-54350}"
 JWKS_URL="http://127.0.0.1:$AUTH_PORT/auth/v1/.well-known/jwks.json"

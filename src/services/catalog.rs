@@ -17,8 +17,12 @@ use crate::clients::supabase::{
     CatalogItem, ItemEmbedding, ItemKey, ItemText, NewItemRow, SearchHit, SupabaseCallError,
     SupabaseClient,
 };
-use crate::resilience::Deadline;
+use crate::resilience::{CallError, Deadline};
 use crate::services::embeddings::{EmbeddingService, catalog_item_text};
+
+/// Most rows Supabase's PostgREST returns in one answer (`max_rows`, 1,000
+/// by default): asking for more silently gets fewer.
+const MAX_ROWS_PER_ANSWER: usize = 1000;
 
 /// Items read per page while repairing (the SQL function's own cap).
 const REPAIR_PAGE: usize = 1_000;
@@ -44,6 +48,13 @@ pub enum CatalogError {
     /// The pagination cursor was not one we issued.
     #[error("cursor is invalid")]
     InvalidCursor,
+}
+
+impl CatalogError {
+    /// The database refused the caller (their rights may have changed).
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Self::Database(CallError::Upstream(e)) if e.is_refusal())
+    }
 }
 
 /// One page of items and where the next starts.
@@ -133,19 +144,24 @@ impl CatalogService {
         deadline: Deadline,
     ) -> Result<ItemPage, CatalogError> {
         let after = cursor.map(decode_cursor).transpose()?;
-        // One row more than asked says whether another page exists.
+        // One row more than asked says whether another page exists, unless
+        // that would ask past Supabase's `max_rows` cap (1,000 by default):
+        // a capped answer would look like the last page. At the cap, a full
+        // page gets a cursor, and the page after it may be empty.
+        let ask = (limit + 1).min(MAX_ROWS_PER_ANSWER);
         let mut items = self
             .supabase
             .list_items(
                 &caller.access_token,
                 caller.org_id,
                 status,
-                limit + 1,
+                ask,
                 after.as_ref(),
                 deadline,
             )
             .await?;
-        let next_cursor = if items.len() > limit {
+        let more = items.len() > limit || (ask == limit && items.len() == limit);
+        let next_cursor = if more {
             items.truncate(limit);
             items.last().map(|last| {
                 encode_cursor(&ItemKey {
