@@ -54,6 +54,32 @@ impl MembershipDirectory {
         Ok(found)
     }
 
+    /// The user's membership as the database holds it now, bypassing the
+    /// cache (and refreshing it): for decisions the service key will act on,
+    /// which row-level security will not check again, so a removed or
+    /// demoted admin's cached rights must not carry them.
+    ///
+    /// # Errors
+    /// [`SupabaseCallError`] when it cannot be read.
+    pub async fn lookup_fresh(
+        &self,
+        user_id: Uuid,
+        deadline: Deadline,
+    ) -> Result<Option<MembershipRow>, SupabaseCallError> {
+        let found = self.supabase.membership(user_id, deadline).await?;
+        self.remember(user_id, found);
+        Ok(found)
+    }
+
+    /// Forgets what is cached for `user_id`: the database refused them, so
+    /// their rights may have changed.
+    pub fn forget(&self, user_id: Uuid) {
+        self.cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&user_id);
+    }
+
     fn cached(&self, user_id: Uuid) -> Option<Option<MembershipRow>> {
         let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
         let (at, row) = cache.get(&user_id)?;

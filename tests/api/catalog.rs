@@ -744,3 +744,77 @@ async fn extreme_metadata_is_stored_and_read_back_by_list_get_and_search() {
         "nothing refused was stored"
     );
 }
+
+/// Supabase caps every answer at `max_rows` (1,000 by default, as the local
+/// stack does too): a page of 1,000 must still say more items remain.
+#[tokio::test]
+async fn a_thousand_item_page_under_the_row_cap_still_has_a_cursor() {
+    let app = spawn_app().await;
+    let tenant = create_tenant().await;
+    insert_items_without_embeddings(tenant.org_id, tenant.admin.id, "Capped A", 600).await;
+    insert_items_without_embeddings(tenant.org_id, tenant.admin.id, "Capped B", 401).await;
+
+    let mut seen = HashSet::new();
+    let mut path = format!("{ITEMS}?limit=1000");
+    let mut pages = 0;
+    loop {
+        let (status, page) = get_json(&app, &path, &tenant.requester.token).await;
+        assert_eq!(status, 200, "{page}");
+        pages += 1;
+        for item in page["items"].as_array().unwrap() {
+            assert!(
+                seen.insert(item["id"].as_str().unwrap().to_owned()),
+                "repeated"
+            );
+        }
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("{ITEMS}?limit=1000&cursor={cursor}"),
+            None => break,
+        }
+        assert!(pages < 5);
+    }
+    assert_eq!(seen.len(), 1001, "items lost at the row cap");
+    assert_eq!(pages, 2);
+}
+
+/// Demotes `user` in `org` straight in the database, as another admin would.
+async fn set_role(org: Uuid, user: Uuid, role: &str) {
+    let (status, body) = rest(
+        Method::PATCH,
+        &format!("org_memberships?org_id=eq.{org}&user_id=eq.{user}"),
+        None,
+        &json!({ "role": role }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_demoted_admin_loses_service_key_rights_at_once_not_when_the_cache_expires() {
+    let app = spawn_app().await;
+    let tenant = create_tenant().await;
+    let admin = &tenant.admin.token;
+    // Cached as admin.
+    let (status, me) = get_json(&app, "/api/auth/verify", admin).await;
+    assert_eq!((status, me["role"].as_str()), (200, Some("admin")));
+
+    set_role(tenant.org_id, tenant.admin.id, "requester").await;
+    // Repair writes with the service key: the role is read again.
+    let response = app.post_json(REPAIR, Some(admin), &json!({})).await;
+    assert_eq!(response.status(), 403);
+
+    // Another admin, cached, then demoted: creating is refused by the
+    // database, which also drops the cached admin role.
+    let tenant = create_tenant().await;
+    let admin = &tenant.admin.token;
+    let (status, me) = get_json(&app, "/api/auth/verify", admin).await;
+    assert_eq!((status, me["role"].as_str()), (200, Some("admin")));
+    set_role(tenant.org_id, tenant.admin.id, "requester").await;
+    let (status, body) = create_item(&app, admin, json!({ "name": "After demotion" })).await;
+    assert_eq!(status, 403, "{body}");
+    let (_, me) = get_json(&app, "/api/auth/verify", admin).await;
+    assert_eq!(
+        me["role"], "requester",
+        "the refusal dropped the cached role"
+    );
+}

@@ -88,6 +88,14 @@ impl SupabaseError {
     }
 }
 
+impl SupabaseError {
+    /// The database refused the caller (row-level security, a missing
+    /// grant, a token it would not take): their rights may have changed.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Self::Api { status, code, .. } if *status == 401 || *status == 403 || code == "42501")
+    }
+}
+
 impl Failure for SupabaseError {
     /// Connection failures, timeouts, 429 and 5xx can pass; an RLS
     /// rejection, a unique violation or a bad filter cannot.

@@ -14,7 +14,7 @@ use serde::Serialize;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Role};
 use crate::clients::supabase::{CatalogItem, NewItemRow, SearchHit};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::JsonObject;
@@ -225,7 +225,16 @@ async fn create_item(
 ) -> Result<(StatusCode, Json<CatalogItem>), ApiError> {
     caller.require_admin()?;
     let item = new_item(&mut body)?;
-    let created = state.catalog.create(&caller, &item, deadline).await?;
+    let created = state
+        .catalog
+        .create(&caller, &item, deadline)
+        .await
+        .inspect_err(|e| {
+            if e.is_refusal() {
+                // Demoted or removed since their membership was cached.
+                state.memberships.forget(caller.user_id);
+            }
+        })?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -294,6 +303,15 @@ async fn repair_embeddings(
     deadline: Deadline,
 ) -> Result<Json<RepairReport>, ApiError> {
     caller.require_admin()?;
+    // Repair writes with the service key, which row-level security does not
+    // check: the admin role is read again, not taken from the cache.
+    let current = state
+        .memberships
+        .lookup_fresh(caller.user_id, deadline)
+        .await?;
+    if !current.is_some_and(|m| m.org_id == caller.org_id && m.role == Role::Admin) {
+        return Err(ApiError::Forbidden("admin role required".to_owned()));
+    }
     Ok(Json(
         state.catalog.repair_embeddings(&caller, deadline).await?,
     ))
