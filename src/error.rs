@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 use crate::clients::gemini::{GeminiCallError, GeminiError};
 use crate::clients::supabase::{SupabaseCallError, SupabaseError};
 use crate::resilience::CallError;
+use crate::services::catalog::RepairProgress;
 
 /// An error answer of the API.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +40,10 @@ pub enum ApiError {
     /// 409: the request conflicts with existing data.
     #[error("{0}")]
     Conflict(String),
+    /// 409: an embedding repair of the org is already running; its progress
+    /// goes in `details.repair`.
+    #[error("an embedding repair of this organisation is already running")]
+    RepairRunning(RepairProgress),
     /// 413: the request body is larger than `MAX_BODY_BYTES`.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -89,7 +94,7 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::RepairRunning(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -108,7 +113,7 @@ impl ApiError {
             Self::Forbidden(_) => "FORBIDDEN",
             Self::NotFound(_) => "NOT_FOUND",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
-            Self::Conflict(_) => "CONFLICT",
+            Self::Conflict(_) | Self::RepairRunning(_) => "CONFLICT",
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
             Self::RateLimited { .. } => "RATE_LIMIT_EXCEEDED",
@@ -132,7 +137,14 @@ impl ApiError {
 
     fn details(&self) -> Option<ErrorDetails> {
         match self {
-            Self::ExternalService { service, .. } => Some(ErrorDetails { service }),
+            Self::ExternalService { service, .. } => Some(ErrorDetails {
+                service: Some(service),
+                repair: None,
+            }),
+            Self::RepairRunning(progress) => Some(ErrorDetails {
+                service: None,
+                repair: Some(*progress),
+            }),
             _ => None,
         }
     }
@@ -196,12 +208,17 @@ struct ErrorBody {
     details: Option<ErrorDetails>,
 }
 
-/// Present on 502 answers.
+/// Present on 502 answers (`service`) and on 409 for a repair already
+/// running (`repair`).
 #[derive(Debug, Serialize, ToSchema)]
 struct ErrorDetails {
     /// The dependency that failed, e.g. `gemini`.
-    #[schema(value_type = String)]
-    service: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    service: Option<&'static str>,
+    /// How far the running repair has got.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repair: Option<RepairProgress>,
 }
 
 impl From<GeminiCallError> for ApiError {

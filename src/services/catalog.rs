@@ -4,7 +4,9 @@
 //! the service key, and it embeds in `batchEmbedContents` chunks written with
 //! one bulk request each.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -48,6 +50,9 @@ pub enum CatalogError {
     /// The pagination cursor was not one we issued.
     #[error("cursor is invalid")]
     InvalidCursor,
+    /// A repair of this org is already running.
+    #[error("an embedding repair of this organisation is already running")]
+    RepairRunning(RepairProgress),
 }
 
 impl CatalogError {
@@ -81,6 +86,21 @@ pub struct RepairReport {
     pub failed: u64,
     /// Their ids.
     pub failed_items: Vec<Uuid>,
+    /// False when the request's deadline stopped the repair before every
+    /// item was tried: what was written stays written; run it again for
+    /// the rest.
+    pub complete: bool,
+}
+
+/// How far a running repair has got, for a second caller told to wait.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct RepairProgress {
+    /// Items the running repair set out to embed.
+    pub items_to_repair: u64,
+    /// Embedded and written so far.
+    pub repaired: u64,
+    /// Failed so far.
+    pub failed: u64,
 }
 
 /// Catalog use cases.
@@ -88,7 +108,43 @@ pub struct RepairReport {
 pub struct CatalogService {
     supabase: SupabaseClient,
     embeddings: Arc<EmbeddingService>,
+    /// Repairs running now, by org: one at a time per org, so two admins
+    /// (or one impatient one) never pay Gemini twice for the same items.
+    repairs: Mutex<HashMap<Uuid, RepairProgress>>,
 }
+
+/// Holds an org's repair slot; frees it when dropped, however the repair ends
+/// (finished, failed, or its client went away).
+struct RepairSlot<'a> {
+    repairs: &'a Mutex<HashMap<Uuid, RepairProgress>>,
+    org: Uuid,
+}
+
+impl RepairSlot<'_> {
+    fn report(&self, report: &RepairReport) {
+        let mut repairs = self.repairs.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(progress) = repairs.get_mut(&self.org) {
+            *progress = RepairProgress {
+                items_to_repair: report.items_without_embeddings,
+                repaired: report.repaired,
+                failed: report.failed,
+            };
+        }
+    }
+}
+
+impl Drop for RepairSlot<'_> {
+    fn drop(&mut self) {
+        self.repairs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.org);
+    }
+}
+
+/// Repair stops starting Gemini calls when less than this is left of the
+/// request's deadline, so it can still answer with what it did.
+const REPAIR_STOP_MARGIN: Duration = Duration::from_millis(500);
 
 impl CatalogService {
     /// A service over `supabase`, embedding with `embeddings`.
@@ -96,7 +152,20 @@ impl CatalogService {
         Self {
             supabase,
             embeddings,
+            repairs: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn claim_repair(&self, org: Uuid) -> Result<RepairSlot<'_>, CatalogError> {
+        let mut repairs = self.repairs.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(running) = repairs.get(&org) {
+            return Err(CatalogError::RepairRunning(*running));
+        }
+        repairs.insert(org, RepairProgress::default());
+        Ok(RepairSlot {
+            repairs: &self.repairs,
+            org,
+        })
     }
 
     /// Active items of the caller's org semantically nearest to `query`.
@@ -252,6 +321,7 @@ impl CatalogService {
         deadline: Deadline,
     ) -> Result<RepairReport, CatalogError> {
         let org = caller.org_id;
+        let slot = self.claim_repair(org)?;
         let model = self.embeddings.model_version();
         let (total_items, items_with_embeddings) = self
             .supabase
@@ -261,21 +331,41 @@ impl CatalogService {
             total_items,
             items_with_embeddings,
             items_without_embeddings: total_items.saturating_sub(items_with_embeddings),
+            complete: true,
             ..RepairReport::default()
         };
+        slot.report(&report);
         let mut after = None;
         loop {
-            let page = self
+            if deadline.remaining() < REPAIR_STOP_MARGIN {
+                report.complete = false;
+                break;
+            }
+            let page = match self
                 .supabase
                 .items_needing_embedding(org, &model, after, REPAIR_PAGE, deadline)
-                .await?;
+                .await
+            {
+                Ok(page) => page,
+                // Out of time between pages: answer with what was done.
+                Err(CallError::DeadlineExceeded { .. }) => {
+                    report.complete = false;
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            };
             let Some(last) = page.last() else {
                 break;
             };
             after = Some(last.id);
             let full_page = page.len() == REPAIR_PAGE;
-            self.repair_page(org, &model, page, deadline, &mut report)
+            let finished = self
+                .repair_page(org, &model, page, deadline, &mut report, &slot)
                 .await;
+            if !finished {
+                report.complete = false;
+                break;
+            }
             if !full_page {
                 break;
             }
@@ -284,6 +374,7 @@ impl CatalogService {
             org_id = %org,
             repaired = report.repaired,
             failed = report.failed,
+            complete = report.complete,
             "embedding repair finished"
         );
         Ok(report)
@@ -296,11 +387,20 @@ impl CatalogService {
         page: Vec<ItemText>,
         deadline: Deadline,
         report: &mut RepairReport,
-    ) {
-        let mut chunks = page.chunks(MAX_EMBED_BATCH).map(<[ItemText]>::to_vec);
+        slot: &RepairSlot<'_>,
+    ) -> bool {
+        let mut chunks = page
+            .chunks(MAX_EMBED_BATCH)
+            .map(<[ItemText]>::to_vec)
+            .peekable();
         let mut running = JoinSet::new();
+        let mut out_of_time = false;
         loop {
-            while running.len() < REPAIR_CHUNK_CONCURRENCY {
+            while running.len() < REPAIR_CHUNK_CONCURRENCY && chunks.peek().is_some() {
+                if deadline.remaining() < REPAIR_STOP_MARGIN {
+                    out_of_time = true;
+                    break;
+                }
                 let Some(chunk) = chunks.next() else { break };
                 let embeddings = Arc::clone(&self.embeddings);
                 let supabase = self.supabase.clone();
@@ -336,7 +436,9 @@ impl CatalogService {
                 }
             }
             report.failed = report.failed_items.len() as u64;
+            slot.report(report);
         }
+        !out_of_time
     }
 }
 

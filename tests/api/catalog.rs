@@ -818,3 +818,102 @@ async fn a_demoted_admin_loses_service_key_rights_at_once_not_when_the_cache_exp
         "the refusal dropped the cached role"
     );
 }
+
+#[tokio::test]
+async fn a_repair_cut_short_by_its_deadline_answers_with_what_it_saved() {
+    let app = spawn_app_with(|env| {
+        env.insert("REQUEST_TIMEOUT_SECONDS".into(), "3".into());
+    })
+    .await;
+    let tenant = create_tenant().await;
+    for part in ["A", "B"] {
+        insert_items_without_embeddings(
+            tenant.org_id,
+            tenant.admin.id,
+            &format!("Slow repair {part}"),
+            500,
+        )
+        .await;
+    }
+    // Ten chunks of 100, four at a time, one second per Gemini call: about
+    // two rounds fit in the 3 s deadline, not three.
+    app.gemini.set_faults(Faults::with_latency_ms(1000));
+
+    let started = std::time::Instant::now();
+    let response = app
+        .post_json(REPAIR, Some(&tenant.admin.token), &json!({}))
+        .await;
+    assert_eq!(response.status(), 200, "the report was not discarded");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    let first: Value = response.json().await.unwrap();
+    assert_eq!(first["complete"], false, "{first}");
+    assert_eq!(first["items_without_embeddings"], 1000);
+    let repaired = first["repaired"].as_u64().unwrap();
+    assert!((100..1000).contains(&repaired), "{first}");
+
+    // Run again until done: what was saved is not redone.
+    let mut total = repaired;
+    for _ in 0..5 {
+        let next: Value = app
+            .post_json(REPAIR, Some(&tenant.admin.token), &json!({}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            next["items_without_embeddings"].as_u64().unwrap(),
+            1000 - total,
+            "{next}"
+        );
+        total += next["repaired"].as_u64().unwrap();
+        if next["complete"] == true && next["failed"] == 0 {
+            break;
+        }
+    }
+    assert_eq!(total, 1000);
+}
+
+#[tokio::test]
+async fn one_repair_per_org_runs_at_a_time_and_a_second_sees_its_progress() {
+    let app = std::sync::Arc::new(spawn_app().await);
+    let tenant = create_tenant().await;
+    let other = create_tenant().await;
+    insert_items_without_embeddings(tenant.org_id, tenant.admin.id, "Busy repair", 300).await;
+    app.gemini.set_faults(Faults::with_latency_ms(1000));
+
+    let first = {
+        let app = std::sync::Arc::clone(&app);
+        let token = tenant.admin.token.clone();
+        tokio::spawn(async move {
+            app.post_json(REPAIR, Some(&token), &json!({}))
+                .await
+                .status()
+        })
+    };
+    while app.gemini.stats().calls_of("batchEmbedContents") == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let response = app
+        .post_json(REPAIR, Some(&tenant.admin.token), &json!({}))
+        .await;
+    assert_eq!(response.status(), 409);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "CONFLICT");
+    assert_eq!(
+        body["error"]["details"]["repair"]["items_to_repair"], 300,
+        "{body}"
+    );
+    // Another org's repair is not held up.
+    let response = app
+        .post_json(REPAIR, Some(&other.admin.token), &json!({}))
+        .await;
+    assert_eq!(response.status(), 200);
+
+    assert_eq!(first.await.unwrap(), 200);
+    let calls = app.gemini.stats().calls_of("batchEmbedContents");
+    assert_eq!(calls, 3, "300 items, 100 per call, paid once");
+    let response = app
+        .post_json(REPAIR, Some(&tenant.admin.token), &json!({}))
+        .await;
+    assert_eq!(response.status(), 200, "the slot was freed");
+}

@@ -294,7 +294,8 @@ fn new_item(body: &mut JsonObject) -> Result<NewItemRow, ApiError> {
 #[utoipa::path(post, path = "/api/admin/embeddings/check", tag = "catalog",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "What was found and repaired", body = RepairReport),
+        (status = 200, description = "What was found and repaired (`complete` false when the deadline stopped it early)", body = RepairReport),
+        (status = 409, description = "A repair of this organisation is already running; its progress is in `details.repair`", body = ErrorEnvelope),
         (status = 403, description = "The caller is not an admin", body = ErrorEnvelope),
     ))]
 async fn repair_embeddings(
@@ -327,6 +328,7 @@ impl From<CatalogError> for ApiError {
                 Self::Forbidden("catalog item belongs to another organisation".to_owned())
             }
             CatalogError::InvalidCursor => Self::BadRequest("cursor is invalid".to_owned()),
+            CatalogError::RepairRunning(progress) => Self::RepairRunning(progress),
         }
     }
 }
