@@ -192,7 +192,10 @@ impl CatalogService {
             .search_items(
                 &caller.access_token,
                 caller.org_id,
-                vector,
+                ItemEmbedding {
+                    vector,
+                    model_version: &self.embeddings.model_version(),
+                },
                 threshold,
                 limit,
                 deadline,

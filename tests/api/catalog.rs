@@ -391,7 +391,7 @@ async fn repair_embeds_missing_and_stale_items_in_chunks_and_bulk_writes() {
         report,
         json!({
             "total_items": 257, "items_with_embeddings": 2, "items_without_embeddings": 255,
-            "repaired": 255, "failed": 0, "failed_items": [],
+            "repaired": 255, "failed": 0, "failed_items": [], "complete": true,
         })
     );
     let stats = app.gemini.stats();
@@ -916,4 +916,60 @@ async fn one_repair_per_org_runs_at_a_time_and_a_second_sees_its_progress() {
         .post_json(REPAIR, Some(&tenant.admin.token), &json!({}))
         .await;
     assert_eq!(response.status(), 200, "the slot was freed");
+}
+
+#[tokio::test]
+async fn search_compares_only_vectors_made_by_the_querys_model() {
+    let app = spawn_app().await;
+    let tenant = create_tenant().await;
+    let admin = &tenant.admin.token;
+    let (status, current) = create_item(
+        &app,
+        admin,
+        json!({ "name": "Walnut desk", "category": "Furniture" }),
+    )
+    .await;
+    assert_eq!(status, 201, "{current}");
+    // An item the original embedded with its retired model: the same vector,
+    // labelled with the other model.
+    let old = insert_items_without_embeddings(tenant.org_id, tenant.admin.id, "Old-model desk", 1)
+        .await[0];
+    let (status, vectors) = rest(
+        Method::GET,
+        &format!(
+            "catalog_item_embeddings?catalog_item_id=eq.{}&select=embedding",
+            current["id"].as_str().unwrap()
+        ),
+        None,
+        &Value::Null,
+    )
+    .await;
+    assert_eq!(status, 200, "{vectors}");
+    let (status, body) = rest(
+        Method::POST,
+        "catalog_item_embeddings",
+        None,
+        &json!({ "catalog_item_id": old, "embedding": vectors[0]["embedding"], "model_version": "models/text-embedding-004" }),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+
+    let query = json!({ "query": "Walnut desk", "threshold": 0.0 });
+    let (status, found) = search(&app, admin, query.clone()).await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(
+        hit_names(&found),
+        ["Walnut desk"],
+        "another model's vector was ranked"
+    );
+
+    // Repair re-embeds it with the current model; then it is found.
+    let response = app.post_json(REPAIR, Some(admin), &json!({})).await;
+    assert_eq!(response.status(), 200);
+    let (_, found) = search(&app, admin, query).await;
+    let names: HashSet<String> = hit_names(&found).into_iter().collect();
+    assert_eq!(
+        names,
+        HashSet::from(["Walnut desk".to_owned(), "Old-model desk 0".to_owned()])
+    );
 }

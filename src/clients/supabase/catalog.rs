@@ -177,7 +177,8 @@ fn vector_literal(values: &[f32]) -> String {
 }
 
 impl SupabaseClient {
-    /// Active items of the caller's org nearest to `embedding`, best first.
+    /// Active items of the caller's org nearest to `embedding`, best first,
+    /// among vectors made by `embedding.model_version` only.
     ///
     /// # Errors
     /// [`SupabaseCallError`] when the call fails after retries.
@@ -185,16 +186,18 @@ impl SupabaseClient {
         &self,
         token: &str,
         org_id: Uuid,
-        embedding: &[f32],
+        embedding: ItemEmbedding<'_>,
         threshold: f64,
         limit: u32,
         deadline: Deadline,
     ) -> Result<Vec<SearchHit>, SupabaseCallError> {
+        // The five-argument overload: only vectors by the query's model.
         let params = json!({
-            "query_embedding": vector_literal(embedding),
+            "query_embedding": vector_literal(embedding.vector),
             "org_uuid": org_id,
             "similarity_threshold": threshold,
             "result_limit": limit,
+            "p_model_version": embedding.model_version,
         });
         self.policy
             .call(deadline, || {
