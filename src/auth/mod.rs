@@ -25,7 +25,7 @@ pub enum Role {
 }
 
 /// An authenticated caller with an organisation.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Caller {
     /// The Supabase Auth user id (`sub`).
     pub user_id: Uuid,
@@ -36,4 +36,34 @@ pub struct Caller {
     /// The caller's own access token, forwarded on user-scoped database
     /// calls so row-level security has the last word.
     pub access_token: String,
+}
+
+/// Never prints the access token: a `Caller` may end up in a log line.
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller")
+            .field("user_id", &self.user_id)
+            .field("org_id", &self.org_id)
+            .field("role", &self.role)
+            .field("access_token", &"<redacted>")
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_token() {
+        let caller = Caller {
+            user_id: Uuid::nil(),
+            org_id: Uuid::nil(),
+            role: Role::Admin,
+            access_token: "eyJ.secret-token.sig".to_owned(),
+        };
+        let printed = format!("{caller:?}");
+        assert!(!printed.contains("secret-token"), "{printed}");
+        assert!(printed.contains("Admin"), "{printed}");
+    }
 }

@@ -4,6 +4,9 @@
 //! user without an organisation is 403.
 //! All of it happens before the handler runs, so before any Gemini call.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
@@ -19,7 +22,9 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(parts)?.to_owned();
         let claims = state.tokens.verify(&token).await.map_err(|e| {
-            tracing::info!(reason = %e, "access token refused");
+            if let Some(suppressed) = REFUSAL_LOG.admit() {
+                tracing::info!(reason = %e, suppressed, "access token refused");
+            }
             ApiError::Unauthorized("invalid or expired token".to_owned())
         })?;
         if let Some(limiter) = &state.rate_limiter {
@@ -44,6 +49,66 @@ impl FromRequestParts<AppState> for Caller {
             role: membership.role,
             access_token: token,
         })
+    }
+}
+
+/// Refused tokens are logged at most a few times a second: a client (or an
+/// attacker) sending bad tokens in a loop must not flood the logs.
+static REFUSAL_LOG: LogLimiter = LogLimiter::new(5);
+
+/// Lets through at most `per_second` events each second and counts the rest.
+pub struct LogLimiter {
+    per_second: u64,
+    /// The current second and how many events it has had, packed:
+    /// `second << 20 | count`.
+    window: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl LogLimiter {
+    /// A limiter of `per_second` events.
+    pub const fn new(per_second: u64) -> Self {
+        Self {
+            per_second,
+            window: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(events suppressed since the last one let through)` when this
+    /// event may be logged.
+    pub fn admit(&self) -> Option<u64> {
+        self.admit_at(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        )
+    }
+
+    fn admit_at(&self, second: u64) -> Option<u64> {
+        const COUNT_BITS: u32 = 20;
+        let mut current = self.window.load(Ordering::Relaxed);
+        loop {
+            let (window_second, count) = (current >> COUNT_BITS, current & ((1 << COUNT_BITS) - 1));
+            let next = if window_second == second {
+                if count >= self.per_second {
+                    self.suppressed.fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+                current + 1
+            } else {
+                (second << COUNT_BITS) | 1
+            };
+            match self.window.compare_exchange_weak(
+                current,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(self.suppressed.swap(0, Ordering::Relaxed)),
+                Err(actual) => current = actual,
+            }
+        }
     }
 }
 
@@ -78,5 +143,23 @@ impl Caller {
         } else {
             Err(ApiError::Forbidden("admin role required".to_owned()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_logged_a_few_times_a_second_and_the_rest_counted() {
+        let limiter = LogLimiter::new(5);
+        let admitted: Vec<Option<u64>> = (0..100).map(|_| limiter.admit_at(1_000)).collect();
+        assert_eq!(admitted.iter().filter(|a| a.is_some()).count(), 5);
+        assert_eq!(
+            limiter.admit_at(1_001),
+            Some(95),
+            "the next second reports what was dropped"
+        );
+        assert_eq!(limiter.admit_at(1_001), Some(0));
     }
 }
