@@ -63,6 +63,10 @@ pub struct ServerSettings {
     pub max_in_flight_requests: usize,
     /// Per-caller rate limit; `None` when `RATE_LIMIT_PER_MINUTE` is 0.
     pub rate_limit: Option<RateLimitSettings>,
+    /// Time a client has to send a request's headers (`HEADER_READ_TIMEOUT_SECONDS`).
+    pub header_read_timeout: Duration,
+    /// Connections served at once (`MAX_CONNECTIONS`).
+    pub max_connections: usize,
     /// Whether readiness fails (503) when Gemini does (`READINESS_REQUIRE_GEMINI`);
     /// by default a Gemini outage only degrades it.
     pub readiness_require_gemini: bool,
@@ -300,6 +304,8 @@ impl Settings {
                 let burst = r.bounded("RATE_LIMIT_BURST", 60, 1, 1_000_000);
                 (per_minute > 0).then_some(RateLimitSettings { per_minute, burst })
             },
+            header_read_timeout: r.seconds("HEADER_READ_TIMEOUT_SECONDS", 10, 1, 300),
+            max_connections: r.bounded("MAX_CONNECTIONS", 10_000, 1, 1_000_000),
             readiness_require_gemini: r.parse_or("READINESS_REQUIRE_GEMINI", false),
         };
 

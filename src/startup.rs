@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::ServiceExt;
 use tokio::net::TcpListener;
 
 use crate::auth::{SigningKeys, TokenVerifier};
@@ -65,6 +64,7 @@ pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
     service: http::Service,
+    limits: http::server::ConnectionLimits,
     shutdown_grace: Duration,
 }
 
@@ -97,6 +97,10 @@ impl Application {
         let gemini = GeminiClient::new(&settings.gemini, gemini_policy)?;
         let supabase = SupabaseClient::new(&settings.supabase, database_policy);
         let shutdown_grace = settings.server.shutdown_grace;
+        let limits = http::server::ConnectionLimits {
+            header_read_timeout: settings.server.header_read_timeout,
+            max_connections: settings.server.max_connections,
+        };
         let embeddings = Arc::new(EmbeddingService::new(
             gemini.clone(),
             settings.batch.concurrency,
@@ -123,6 +127,7 @@ impl Application {
             listener,
             local_addr,
             service: http::service(state),
+            limits,
             shutdown_grace,
         })
     }
@@ -136,18 +141,18 @@ impl Application {
     /// lets in-flight requests finish for at most `SHUTDOWN_GRACE_SECONDS`.
     ///
     /// # Errors
-    /// When the server fails while accepting connections.
+    /// None today (accept errors are logged and retried); kept so callers
+    /// handle a server that could not run.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(self.listener, self.service.into_make_service())
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down: no new connections, draining in-flight requests");
-                let _ = draining_tx.send(());
-            });
+        let server = http::server::serve(self.listener, self.service, self.limits, async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new connections, draining in-flight requests");
+            let _ = draining_tx.send(());
+        });
         tracing::info!(address = %self.local_addr, "CatalogAI listening");
 
         let grace = self.shutdown_grace;
@@ -159,9 +164,9 @@ impl Application {
             }
         };
         tokio::select! {
-            result = server.into_future() => {
+            () = server => {
                 tracing::info!("shutdown complete");
-                result
+                Ok(())
             }
             () = drain_deadline => {
                 tracing::warn!(grace = ?grace, "drain time exceeded; abandoning in-flight requests");

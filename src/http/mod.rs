@@ -7,6 +7,7 @@ pub mod extract;
 pub mod middleware;
 pub mod rate_limit;
 pub mod routes;
+pub mod server;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -146,10 +146,13 @@ async fn the_rest_server_vanishing_mid_repair_reports_failed_items_and_a_rerun_f
     .await;
     assert_eq!(empty, json!([]), "an embedding row without a vector");
 
-    // Recovered by itself: once the breaker lets a trial through, a rerun finishes the job.
+    // Recovered by itself: readiness sees the database back at once (its
+    // probe goes around the breaker); once the breaker's 1 s cool-down has
+    // passed, the next request is its trial, and a rerun finishes the job.
     app.gemini.set_faults(Faults::default());
     let (status, _, _) = poll_readiness(&app, 200, Duration::from_secs(10)).await;
     assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let report: Value = app
         .post_json(REPAIR, Some(&token), &json!({}))
         .await
