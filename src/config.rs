@@ -188,6 +188,8 @@ pub struct GeminiSettings {
     pub embedding_dimension: u32,
     /// Most Gemini calls in flight from this process at once (`GEMINI_MAX_CONCURRENCY`).
     pub max_concurrency: usize,
+    /// Share of those one organisation may hold, in percent (`GEMINI_TENANT_SHARE_PERCENT`).
+    pub tenant_share_percent: u32,
     /// Timeout of one Gemini call (`GEMINI_TIMEOUT_SECONDS`).
     pub timeout: Duration,
 }
@@ -338,6 +340,7 @@ impl Settings {
         let embedding_dimension = r.bounded("EMBEDDING_DIMENSION", 768, 128, 3072);
         let gemini_max_concurrency = r.bounded("GEMINI_MAX_CONCURRENCY", 32, 1, 10_000);
         let gemini_timeout = r.seconds("GEMINI_TIMEOUT_SECONDS", 30, 1, 600);
+        let tenant_share_percent = r.bounded("GEMINI_TENANT_SHARE_PERCENT", 50, 1, 100);
         let batch = BatchSettings {
             max_batch_size: r.bounded("MAX_BATCH_SIZE", 20, 1, 10_000),
             concurrency: r.bounded("BATCH_CONCURRENCY", 20, 1, 10_000),
@@ -393,6 +396,7 @@ impl Settings {
                 embedding_model,
                 embedding_dimension,
                 max_concurrency: gemini_max_concurrency,
+                tenant_share_percent,
                 timeout: gemini_timeout,
             },
             batch,

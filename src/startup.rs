@@ -16,7 +16,7 @@ use crate::clients::supabase::SupabaseClient;
 use crate::config::Settings;
 use crate::http;
 use crate::http::rate_limit::RateLimiter;
-use crate::resilience::{Deadline, Dependency};
+use crate::resilience::{Deadline, Dependency, TenantShare};
 use crate::services::catalog::CatalogService;
 use crate::services::embeddings::EmbeddingService;
 use crate::services::enrichment::EnrichmentService;
@@ -101,9 +101,15 @@ impl Application {
             header_read_timeout: settings.server.header_read_timeout,
             max_connections: settings.server.max_connections,
         };
+        // One fair share of Gemini per org, across enrichment and embeddings.
+        let gemini_share = Arc::new(TenantShare::of(
+            settings.gemini.max_concurrency,
+            settings.gemini.tenant_share_percent,
+        ));
         let embeddings = Arc::new(EmbeddingService::new(
             gemini.clone(),
             settings.batch.concurrency,
+            Arc::clone(&gemini_share),
         ));
         let tokens = token_verifier(&settings).await?;
         let state = AppState::new(Shared {
@@ -116,6 +122,7 @@ impl Application {
             enrichment: Arc::new(EnrichmentService::new(
                 gemini.clone(),
                 settings.batch.concurrency,
+                gemini_share,
             )),
             embeddings: Arc::clone(&embeddings),
             catalog: CatalogService::new(supabase.clone(), embeddings),

@@ -133,6 +133,29 @@ fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
 }
 
 impl Caller {
+    /// Charges the caller's rate limit for `gemini_calls` calls of Gemini
+    /// work beyond the one unit every request already paid: a batch of
+    /// twenty names costs twenty, not one.
+    ///
+    /// # Errors
+    /// [`ApiError::RateLimited`] with the wait, when the bucket cannot pay.
+    pub fn charge_gemini_work(
+        &self,
+        state: &AppState,
+        gemini_calls: usize,
+    ) -> Result<(), ApiError> {
+        let Some(limiter) = &state.rate_limiter else {
+            return Ok(());
+        };
+        let extra = u32::try_from(gemini_calls.saturating_sub(1)).unwrap_or(u32::MAX);
+        limiter
+            .charge(self.user_id, extra)
+            .map_err(|wait| ApiError::RateLimited {
+                message: "rate limit exceeded; retry later".to_owned(),
+                retry_after: Some(wait),
+            })
+    }
+
     /// Refuses callers who are not admins of their organisation.
     ///
     /// # Errors

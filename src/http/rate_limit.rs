@@ -54,6 +54,21 @@ impl RateLimiter {
     /// # Errors
     /// The wait until the caller may try again.
     pub fn check(&self, caller: Uuid) -> Result<(), Duration> {
+        self.charge(caller, 1)
+    }
+
+    /// Takes `cost` tokens for `caller` (a request's Gemini work: one per
+    /// call it may cause), or says how long until they are available. A cost
+    /// above the burst is charged as the burst, so a large request is slow
+    /// to repeat but never impossible.
+    ///
+    /// # Errors
+    /// The wait until the caller may try again.
+    pub fn charge(&self, caller: Uuid, cost: u32) -> Result<(), Duration> {
+        let cost = f64::from(cost).min(self.burst);
+        if cost <= 0.0 {
+            return Ok(());
+        }
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
         if !buckets.contains_key(&caller) && buckets.len() >= self.max_callers {
@@ -65,11 +80,11 @@ impl RateLimiter {
         });
         bucket.tokens = self.refilled(bucket, now);
         bucket.updated = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+        if bucket.tokens >= cost {
+            bucket.tokens -= cost;
             Ok(())
         } else {
-            let missing = 1.0 - bucket.tokens;
+            let missing = cost - bucket.tokens;
             Err(Duration::from_secs_f64(missing / self.rate))
         }
     }

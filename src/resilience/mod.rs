@@ -18,9 +18,11 @@
 pub mod breaker;
 mod deadline;
 pub mod retry;
+pub mod tenant_share;
 
 pub use breaker::BreakerState;
 pub use deadline::Deadline;
+pub use tenant_share::TenantShare;
 
 use std::future::Future;
 use std::sync::Arc;

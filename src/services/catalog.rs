@@ -182,7 +182,12 @@ impl CatalogService {
     ) -> Result<Vec<SearchHit>, CatalogError> {
         let vectors = self
             .embeddings
-            .embed(vec![query], TaskType::RetrievalQuery, deadline)
+            .embed(
+                vec![query],
+                TaskType::RetrievalQuery,
+                caller.org_id,
+                deadline,
+            )
             .await?;
         let Some(vector) = vectors.first() else {
             return Ok(Vec::new());
@@ -290,7 +295,12 @@ impl CatalogService {
         );
         let vectors = self
             .embeddings
-            .embed(vec![text], TaskType::RetrievalDocument, deadline)
+            .embed(
+                vec![text],
+                TaskType::RetrievalDocument,
+                caller.org_id,
+                deadline,
+            )
             .await?;
         let vector = vectors.first().map(Vec::as_slice).unwrap_or_default();
         let model_version = self.embeddings.model_version();
@@ -464,7 +474,7 @@ async fn repair_chunk(
         })
         .collect();
     let vectors = embeddings
-        .embed(texts, TaskType::RetrievalDocument, deadline)
+        .embed(texts, TaskType::RetrievalDocument, org, deadline)
         .await?;
     let rows: Vec<(Uuid, Vec<f32>)> = chunk.iter().map(|item| item.id).zip(vectors).collect();
     Ok(supabase

@@ -2,25 +2,31 @@
 //! texts per call, several calls in parallel under the global Gemini limit,
 //! results in input order with `EMBEDDING_DIMENSION` values, normalised.
 
+use std::sync::Arc;
+
 use tokio::task::JoinSet;
+use uuid::Uuid;
 
 use crate::clients::gemini::{GeminiCallError, GeminiClient, MAX_EMBED_BATCH, TaskType};
-use crate::resilience::Deadline;
+use crate::resilience::{CallError, Deadline, TenantShare};
 
 /// Embeds texts.
 #[derive(Debug)]
 pub struct EmbeddingService {
     gemini: GeminiClient,
     chunk_concurrency: usize,
+    share: Arc<TenantShare>,
 }
 
 impl EmbeddingService {
     /// A service calling `gemini`, with at most `chunk_concurrency` calls of
     /// one request in flight.
-    pub fn new(gemini: GeminiClient, chunk_concurrency: usize) -> Self {
+    /// Each chunk holds a slot of its org's `share` while it runs.
+    pub fn new(gemini: GeminiClient, chunk_concurrency: usize, share: Arc<TenantShare>) -> Self {
         Self {
             gemini,
             chunk_concurrency: chunk_concurrency.max(1),
+            share,
         }
     }
 
@@ -37,10 +43,11 @@ impl EmbeddingService {
         &self,
         texts: Vec<String>,
         task_type: TaskType,
+        org: Uuid,
         deadline: Deadline,
     ) -> Result<Vec<Vec<f32>>, GeminiCallError> {
         if texts.len() <= MAX_EMBED_BATCH {
-            return self.gemini.embed_batch(&texts, task_type, deadline).await;
+            return embed_chunk(&self.gemini, &self.share, &texts, task_type, org, deadline).await;
         }
         let chunks: Vec<Vec<String>> = texts
             .chunks(MAX_EMBED_BATCH)
@@ -55,8 +62,11 @@ impl EmbeddingService {
                     break;
                 };
                 let gemini = self.gemini.clone();
+                let share = Arc::clone(&self.share);
                 running.spawn(async move {
-                    (index, gemini.embed_batch(&chunk, task_type, deadline).await)
+                    let vectors =
+                        embed_chunk(&gemini, &share, &chunk, task_type, org, deadline).await;
+                    (index, vectors)
                 });
             }
             let Some(finished) = running.join_next().await else {
@@ -77,6 +87,24 @@ impl EmbeddingService {
         }
         Ok(results.into_iter().flatten().flatten().collect())
     }
+}
+
+/// One `batchEmbedContents` call, holding one of the org's slots.
+async fn embed_chunk(
+    gemini: &GeminiClient,
+    share: &TenantShare,
+    texts: &[String],
+    task_type: TaskType,
+    org: Uuid,
+    deadline: Deadline,
+) -> Result<Vec<Vec<f32>>, GeminiCallError> {
+    let _slot = share
+        .acquire(org, deadline)
+        .await
+        .map_err(|()| CallError::DeadlineExceeded {
+            dependency: "gemini",
+        })?;
+    gemini.embed_batch(texts, task_type, deadline).await
 }
 
 /// The text embedded for a catalog item, as the original built it:

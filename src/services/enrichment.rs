@@ -15,9 +15,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use utoipa::ToSchema;
 use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
+use uuid::Uuid;
 
 use crate::clients::gemini::{GeminiCallError, GeminiClient, GeminiError, StructuredPrompt};
-use crate::resilience::{CallError, Deadline};
+use crate::resilience::{CallError, Deadline, TenantShare};
 
 /// Longest product name accepted.
 pub const MAX_PRODUCT_NAME_CHARS: usize = 500;
@@ -169,16 +170,19 @@ pub struct EnrichmentService {
     gemini: GeminiClient,
     schema: Value,
     batch_concurrency: usize,
+    share: Arc<TenantShare>,
 }
 
 impl EnrichmentService {
     /// A service calling `gemini`, enriching at most `batch_concurrency`
     /// items of one batch at once.
-    pub fn new(gemini: GeminiClient, batch_concurrency: usize) -> Self {
+    /// Each org's work holds a slot of `share` while it runs.
+    pub fn new(gemini: GeminiClient, batch_concurrency: usize, share: Arc<TenantShare>) -> Self {
         Self {
             gemini,
             schema: response_schema(),
             batch_concurrency: batch_concurrency.max(1),
+            share,
         }
     }
 
@@ -189,8 +193,15 @@ impl EnrichmentService {
     pub async fn enrich(
         &self,
         request: &EnrichmentRequest,
+        org: Uuid,
         deadline: Deadline,
     ) -> Result<Enrichment, EnrichmentError> {
+        // One of the org's slots for the call and its repair attempt.
+        let _slot = self.share.acquire(org, deadline).await.map_err(|()| {
+            EnrichmentError::Gemini(CallError::DeadlineExceeded {
+                dependency: "gemini",
+            })
+        })?;
         let user = user_prompt(request);
         let reason = match self.ask(&user, deadline).await? {
             Ok(enrichment) => return Ok(enrichment),
@@ -233,17 +244,19 @@ impl EnrichmentService {
     pub fn enrich_batch(
         self: &Arc<Self>,
         names: Vec<String>,
+        org: Uuid,
         deadline: Deadline,
     ) -> mpsc::Receiver<BatchItem> {
         let (tx, rx) = mpsc::channel(names.len().max(1));
         let service = Arc::clone(self);
-        tokio::spawn(async move { service.drive_batch(names, deadline, tx).await });
+        tokio::spawn(async move { service.drive_batch(names, org, deadline, tx).await });
         rx
     }
 
     async fn drive_batch(
         self: Arc<Self>,
         names: Vec<String>,
+        org: Uuid,
         deadline: Deadline,
         tx: mpsc::Sender<BatchItem>,
     ) {
@@ -273,7 +286,7 @@ impl EnrichmentService {
                         category: None,
                         additional_context: None,
                     };
-                    (key, service.enrich(&request, deadline).await)
+                    (key, service.enrich(&request, org, deadline).await)
                 });
             }
             let finished = tokio::select! {
@@ -307,6 +320,15 @@ impl EnrichmentService {
 }
 
 /// Case- and space-insensitive identity of a product name.
+/// Gemini calls a batch of `names` makes at most: one per distinct name.
+pub fn distinct_names(names: &[String]) -> usize {
+    names
+        .iter()
+        .map(|n| dedup_key(n))
+        .collect::<std::collections::HashSet<_>>()
+        .len()
+}
+
 fn dedup_key(name: &str) -> String {
     name.split_whitespace()
         .collect::<Vec<_>>()

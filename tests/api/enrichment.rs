@@ -459,3 +459,61 @@ async fn a_streamed_batch_holds_its_in_flight_slot_and_its_deadline_to_the_last_
         "the slot came back when the stream ended"
     );
 }
+
+/// One org flooding batches must not starve another's single enrichments:
+/// each org holds at most half of `GEMINI_MAX_CONCURRENCY`.
+#[tokio::test]
+async fn an_org_flooding_batches_leaves_another_its_share_of_gemini() {
+    let app = std::sync::Arc::new(
+        spawn_app_with(|env| {
+            env.insert("GEMINI_MAX_CONCURRENCY".into(), "4".into());
+            env.insert("RATE_LIMIT_PER_MINUTE".into(), "0".into());
+        })
+        .await,
+    );
+    let flooder = create_tenant().await;
+    let other = create_tenant().await;
+    app.gemini.set_faults(Faults::with_latency_ms(300));
+
+    let single = |app: std::sync::Arc<crate::helpers::TestApp>, token: String| async move {
+        let started = std::time::Instant::now();
+        let response = app
+            .post_json(
+                "/api/products/enrich",
+                Some(&token),
+                &json!({ "product_name": "Zoom" }),
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        started.elapsed()
+    };
+    let alone = single(std::sync::Arc::clone(&app), other.requester.token.clone()).await;
+
+    let mut flood = tokio::task::JoinSet::new();
+    for batch in 0..6 {
+        let app = std::sync::Arc::clone(&app);
+        let token = flooder.requester.token.clone();
+        flood.spawn(async move {
+            let names: Vec<String> = (0..10).map(|i| format!("Flood {batch}-{i}")).collect();
+            app.enrich_batch(&token, &names).await
+        });
+    }
+    while app.gemini.stats().in_flight < 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let mut flooded = Vec::new();
+    for _ in 0..3 {
+        flooded.push(single(std::sync::Arc::clone(&app), other.requester.token.clone()).await);
+    }
+    let worst = flooded.iter().max().copied().unwrap();
+    // 60 flooding calls at 300 ms through 4 slots is 4.5 s of queue; the
+    // other org's call must not wait in it.
+    assert!(
+        worst < alone * 2 + std::time::Duration::from_millis(300),
+        "alone {alone:?}, while flooded {flooded:?}"
+    );
+    assert!(app.gemini.stats().max_in_flight <= 4);
+    while let Some(done) = flood.join_next().await {
+        assert_eq!(done.unwrap().len(), 10);
+    }
+}

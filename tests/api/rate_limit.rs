@@ -70,3 +70,43 @@ async fn rate_limiting_can_be_switched_off() {
     let responses = burst(&app, "/api/auth/verify", Some(&tenant.admin.token), 50).await;
     assert!(responses.iter().all(|r| r.status() == 200));
 }
+
+#[tokio::test]
+async fn requests_pay_for_the_gemini_work_they_cause() {
+    let app = spawn_app_with(|env| {
+        env.insert("RATE_LIMIT_PER_MINUTE".into(), "6".into());
+        env.insert("RATE_LIMIT_BURST".into(), "30".into());
+    })
+    .await;
+    let tenant = create_tenant().await;
+    let token = &tenant.requester.token;
+    let names: Vec<String> = (0..20).map(|i| format!("Costly thing {i}")).collect();
+
+    // Twenty distinct names: twenty of the thirty tokens.
+    assert_eq!(app.enrich_batch(token, &names).await.len(), 20);
+    // Names that differ only in case and spacing are one Gemini call, one token.
+    let same = ["Slack", "slack ", " SLACK"];
+    assert_eq!(app.enrich_batch(token, &same).await.len(), 3);
+    // Nine tokens left: another twenty names is refused before any Gemini call.
+    let calls = app.gemini.stats().calls_of("generateContent");
+    let response = app
+        .post_json(
+            "/api/products/enrich-batch",
+            Some(token),
+            &serde_json::json!({ "product_names": names }),
+        )
+        .await;
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    assert_eq!(app.gemini.stats().calls_of("generateContent"), calls);
+    // 250 texts are three embedding calls: three tokens.
+    let texts: Vec<String> = (0..250).map(|i| format!("text {i}")).collect();
+    let response = app
+        .post_json(
+            "/api/embeddings",
+            Some(token),
+            &serde_json::json!({ "texts": texts }),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+}

@@ -7,7 +7,7 @@ use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::auth::Caller;
-use crate::clients::gemini::TaskType;
+use crate::clients::gemini::{MAX_EMBED_BATCH, TaskType};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::JsonObject;
 use crate::resilience::Deadline;
@@ -58,15 +58,16 @@ pub struct EmbeddingsResponse {
     ))]
 async fn embed(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     deadline: Deadline,
     mut body: JsonObject,
 ) -> Result<Json<EmbeddingsResponse>, ApiError> {
     let request = EmbeddingsRequest::read(&mut body, state.settings.batch.max_embed_texts)?;
+    caller.charge_gemini_work(&state, request.texts.len().div_ceil(MAX_EMBED_BATCH))?;
     let task_type = request.task_type.unwrap_or(TaskType::RetrievalDocument);
     let embeddings = state
         .embeddings
-        .embed(request.texts, task_type, deadline)
+        .embed(request.texts, task_type, caller.org_id, deadline)
         .await?;
     Ok(Json(EmbeddingsResponse {
         model: state.settings.gemini.embedding_model.clone(),

@@ -21,7 +21,7 @@ use crate::http::extract::JsonObject;
 use crate::resilience::Deadline;
 use crate::services::enrichment::{
     BatchItem, Enrichment, EnrichmentError, EnrichmentRequest, MAX_CATEGORY_CHARS,
-    MAX_CONTEXT_CHARS, MAX_PRODUCT_NAME_CHARS,
+    MAX_CONTEXT_CHARS, MAX_PRODUCT_NAME_CHARS, distinct_names,
 };
 use crate::state::AppState;
 
@@ -106,7 +106,7 @@ pub struct BatchSummary {
     ))]
 async fn enrich(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     deadline: Deadline,
     mut body: JsonObject,
 ) -> Result<Json<Enrichment>, ApiError> {
@@ -115,7 +115,12 @@ async fn enrich(
         category: body.optional_str("category", MAX_CATEGORY_CHARS)?,
         additional_context: body.optional_str("additional_context", MAX_CONTEXT_CHARS)?,
     };
-    Ok(Json(state.enrichment.enrich(&request, deadline).await?))
+    Ok(Json(
+        state
+            .enrichment
+            .enrich(&request, caller.org_id, deadline)
+            .await?,
+    ))
 }
 
 /// Enriches up to `MAX_BATCH_SIZE` names at once, in parallel. A failed item
@@ -128,17 +133,18 @@ async fn enrich(
         content((BatchResponse = "application/json"), (BatchLine = "application/x-ndjson")))))]
 async fn enrich_batch(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     deadline: Deadline,
     headers: HeaderMap,
     mut body: JsonObject,
 ) -> Result<Response, ApiError> {
     let max_names = state.settings.batch.max_batch_size;
     let BatchRequest { product_names } = BatchRequest::read(&mut body, max_names)?;
+    caller.charge_gemini_work(&state, distinct_names(&product_names))?;
     let total = product_names.len();
     let mut items = state
         .enrichment
-        .enrich_batch(product_names.clone(), deadline);
+        .enrich_batch(product_names.clone(), caller.org_id, deadline);
     if wants_ndjson(&headers) {
         return Ok(ndjson(items, total));
     }
