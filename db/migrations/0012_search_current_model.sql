@@ -4,7 +4,9 @@
 -- between two models' spaces is meaningless, yet the 4-argument function
 -- ranks them side by side. This overload takes the model the query was
 -- embedded with; repair converts the rest. The original's 4-argument
--- function stays for its callers, unchanged.
+-- function stays for its callers, unchanged. A zero vector (no direction)
+-- has a NaN distance to everything, which Postgres sorts above every number
+-- and PostgREST writes as null: such rows are left out, never returned.
 
 create or replace function search_catalog_items(
     query_embedding vector(768),
@@ -62,6 +64,7 @@ begin
             limit v_limit
         ) hit
         where 1 - hit.distance >= similarity_threshold
+          and hit.distance <> 'NaN'::float8
         order by hit.distance;
         get diagnostics v_found = row_count;
         if v_found > 0 then
@@ -83,6 +86,7 @@ begin
         offset 0
     ) own
     where own.distance is not null
+      and own.distance <> 'NaN'::float8
       and 1 - own.distance >= similarity_threshold
     order by own.distance
     limit v_limit;

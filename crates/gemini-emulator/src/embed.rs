@@ -51,11 +51,18 @@ pub fn embedding(text: &str, dimensions: usize) -> Vec<f32> {
         }
     }
     let norm = vector.iter().map(|v| v * v).sum::<f64>().sqrt();
-    vector
+    let mut truncated: Vec<f32> = vector
         .iter()
         .take(dimensions.min(FULL_DIMENSION))
         .map(|v| if norm > 0.0 { (v / norm) as f32 } else { 0.0 })
-        .collect()
+        .collect();
+    // Gemini's truncated embeddings always keep a direction; a text whose few
+    // features all hashed past the cut would otherwise come back all zeros.
+    if !truncated.is_empty() && truncated.iter().all(|v| *v == 0.0) {
+        let index = (fnv1a(lower.as_bytes()) % truncated.len() as u64) as usize;
+        truncated[index] = 1.0;
+    }
+    truncated
 }
 
 /// `POST .../models/{model}:embedContent` → `{"embedding": {"values": [...]}}`.

@@ -224,7 +224,11 @@ impl GeminiClient {
             .into_iter()
             .map(|e| {
                 if e.values.len() == expected {
-                    Ok(normalised(e.values))
+                    normalised(e.values).ok_or_else(|| {
+                        GeminiError::UnusableOutput(
+                            "an embedding with no direction (zero or non-finite values)".to_owned(),
+                        )
+                    })
                 } else {
                     Err(GeminiError::Decode(format!(
                         "embedding has {} values, expected {expected}",
@@ -242,19 +246,22 @@ impl GeminiClient {
     }
 }
 
-/// Scales a vector to unit length; a zero vector stays zero.
-fn normalised(mut values: Vec<f32>) -> Vec<f32> {
+/// Scales a vector to unit length; `None` for one that has no direction
+/// (all zeros, or a non-finite value): its cosine distance to anything is
+/// NaN, which would rank above every real match.
+fn normalised(mut values: Vec<f32>) -> Option<Vec<f32>> {
     let norm = values
         .iter()
         .map(|v| f64::from(*v).powi(2))
         .sum::<f64>()
         .sqrt();
-    if norm > 0.0 {
-        for v in &mut values {
-            *v = (f64::from(*v) / norm) as f32;
-        }
+    if !(norm.is_finite() && norm > 0.0) {
+        return None;
     }
-    values
+    for v in &mut values {
+        *v = (f64::from(*v) / norm) as f32;
+    }
+    Some(values)
 }
 
 /// The schema's top-level `required` fields must be present and not null.
@@ -288,10 +295,12 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn vectors_are_normalised_and_zero_stays_zero() {
-        let v = normalised(vec![3.0, 4.0]);
+    fn vectors_are_normalised_and_directionless_ones_refused() {
+        let v = normalised(vec![3.0, 4.0]).unwrap();
         assert!((v[0] - 0.6).abs() < 1e-6 && (v[1] - 0.8).abs() < 1e-6);
-        assert_eq!(normalised(vec![0.0, 0.0]), vec![0.0, 0.0]);
+        assert_eq!(normalised(vec![0.0, 0.0]), None);
+        assert_eq!(normalised(vec![f32::NAN, 1.0]), None);
+        assert_eq!(normalised(vec![f32::INFINITY, 1.0]), None);
     }
 
     #[test]
