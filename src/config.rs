@@ -212,8 +212,13 @@ pub struct ResilienceSettings {
     pub circuit_breaker_fail_max: u32,
     /// How long an open breaker stays open (`CIRCUIT_BREAKER_TIMEOUT`, seconds).
     pub circuit_breaker_timeout: Duration,
-    /// Attempts for connection errors, timeouts and 5xx (`RETRY_MAX_ATTEMPTS`).
+    /// Most attempts for connection errors, timeouts and 5xx
+    /// (`RETRY_MAX_ATTEMPTS`): a cap; the deadline and the budget usually stop first.
     pub retry_max_attempts: u32,
+    /// Retries allowed as a share of first attempts, in percent (`RETRY_BUDGET_PERCENT`).
+    pub retry_budget_percent: u32,
+    /// Retries allowed per second on top of that share (`RETRY_BUDGET_MIN_PER_SECOND`).
+    pub retry_budget_min_per_second: u32,
     /// Attempts for rate-limited (429) calls (`RETRY_RATE_LIMIT_ATTEMPTS`).
     pub retry_rate_limit_attempts: u32,
 }
@@ -349,7 +354,9 @@ impl Settings {
         let resilience = ResilienceSettings {
             circuit_breaker_fail_max: r.bounded("CIRCUIT_BREAKER_FAIL_MAX", 5, 1, 1000),
             circuit_breaker_timeout: r.seconds("CIRCUIT_BREAKER_TIMEOUT", 60, 1, 3600),
-            retry_max_attempts: r.bounded("RETRY_MAX_ATTEMPTS", 3, 1, 20),
+            retry_max_attempts: r.bounded("RETRY_MAX_ATTEMPTS", 10, 1, 20),
+            retry_budget_percent: r.bounded("RETRY_BUDGET_PERCENT", 50, 0, 1000),
+            retry_budget_min_per_second: r.bounded("RETRY_BUDGET_MIN_PER_SECOND", 5, 0, 10_000),
             retry_rate_limit_attempts: r.bounded("RETRY_RATE_LIMIT_ATTEMPTS", 5, 1, 20),
         };
 
@@ -742,7 +749,8 @@ mod tests {
             s.resilience.circuit_breaker_timeout,
             Duration::from_secs(60)
         );
-        assert_eq!(s.resilience.retry_max_attempts, 3);
+        assert_eq!(s.resilience.retry_max_attempts, 10);
+        assert_eq!(s.resilience.retry_budget_percent, 50);
         assert_eq!(s.resilience.retry_rate_limit_attempts, 5);
         assert_eq!(
             s.supabase.rest_url.as_str(),

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 
 use crate::clients::gemini::{GeminiCallError, GeminiError};
 use crate::clients::supabase::{SupabaseCallError, SupabaseError};
-use crate::resilience::CallError;
+use crate::resilience::{CallError, RETRY_BUDGET_WAIT};
 use crate::services::catalog::RepairProgress;
 
 /// An error answer of the API.
@@ -231,6 +231,7 @@ impl From<GeminiCallError> for ApiError {
         };
         match error {
             CallError::CircuitOpen { retry_after, .. } => unavailable(Some(retry_after)),
+            CallError::RetryBudgetSpent { .. } => unavailable(Some(RETRY_BUDGET_WAIT)),
             CallError::DeadlineExceeded { .. } => {
                 Self::GatewayTimeout("Gemini did not answer in time".to_owned())
             }
@@ -262,6 +263,10 @@ impl From<SupabaseCallError> for ApiError {
     /// row-level security 403, unique violation 409, bad input 400.
     fn from(error: SupabaseCallError) -> Self {
         match error {
+            CallError::RetryBudgetSpent { .. } => Self::ServiceUnavailable {
+                message: "database temporarily unavailable".to_owned(),
+                retry_after: Some(RETRY_BUDGET_WAIT),
+            },
             CallError::CircuitOpen { retry_after, .. } => Self::ServiceUnavailable {
                 message: "database temporarily unavailable".to_owned(),
                 retry_after: Some(retry_after),

@@ -16,6 +16,7 @@
 //!   permit is held for one attempt only, never while waiting to retry.
 
 pub mod breaker;
+pub mod budget;
 mod deadline;
 pub mod retry;
 pub mod tenant_share;
@@ -32,6 +33,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::ResilienceSettings;
 use breaker::Breaker;
+use budget::RetryBudget;
 use retry::RetryPolicy;
 
 /// Least time left for an attempt to be started: less cannot succeed and
@@ -72,13 +74,27 @@ pub enum CallError<E> {
         /// Which dependency.
         dependency: &'static str,
     },
+    /// The call failed and the dependency's retry budget is spent: it fails
+    /// fast rather than add to a retry storm.
+    #[error("{dependency} retry budget spent; last failure: {error}")]
+    RetryBudgetSpent {
+        /// Which dependency.
+        dependency: &'static str,
+        /// The failure that was not retried.
+        error: E,
+    },
 }
+
+/// What a caller told "retry budget spent" should wait before trying again:
+/// the budget's window slides a second at a time.
+pub const RETRY_BUDGET_WAIT: Duration = Duration::from_secs(1);
 
 /// One dependency's call policy: breaker, concurrency limit, retries, timeouts.
 #[derive(Debug)]
 pub struct Dependency {
     name: &'static str,
     breaker: Breaker,
+    budget: RetryBudget,
     limiter: Arc<Semaphore>,
     retry: RetryPolicy,
     attempt_timeout: Duration,
@@ -98,6 +114,10 @@ impl Dependency {
                 name,
                 settings.circuit_breaker_fail_max,
                 settings.circuit_breaker_timeout,
+            ),
+            budget: RetryBudget::new(
+                settings.retry_budget_percent,
+                settings.retry_budget_min_per_second,
             ),
             limiter: Arc::new(Semaphore::new(max_concurrency)),
             retry: RetryPolicy::new(
@@ -189,6 +209,7 @@ impl Dependency {
         Fut: Future<Output = Result<T, E>>,
     {
         let mut schedule = self.retry.schedule();
+        self.budget.record_call();
         loop {
             let error = match self.attempt(deadline, &mut attempt).await {
                 Ok(value) => return Ok(value),
@@ -199,9 +220,17 @@ impl Dependency {
                 Some(delay) if may_retry => delay,
                 _ => return Err(CallError::Upstream(error)),
             };
-            if deadline.remaining() <= delay {
+            // Room for the wait and a useful attempt after it, or give up now.
+            if deadline.remaining() <= delay + MIN_ATTEMPT_BUDGET {
                 tracing::warn!(dependency = self.name, error = %error, "not retrying: the wait would pass the request deadline");
                 return Err(CallError::Upstream(error));
+            }
+            if !self.budget.try_retry() {
+                tracing::warn!(dependency = self.name, error = %error, "not retrying: the retry budget is spent");
+                return Err(CallError::RetryBudgetSpent {
+                    dependency: self.name,
+                    error,
+                });
             }
             tracing::warn!(
                 dependency = self.name,
@@ -331,13 +360,68 @@ mod tests {
     }
 
     fn dependency(fail_max: u32, max_attempts: u32, concurrency: usize) -> Dependency {
+        dependency_with_budget(fail_max, max_attempts, concurrency, 50, 5)
+    }
+
+    fn dependency_with_budget(
+        fail_max: u32,
+        max_attempts: u32,
+        concurrency: usize,
+        budget_percent: u32,
+        budget_floor: u32,
+    ) -> Dependency {
         let settings = ResilienceSettings {
             circuit_breaker_fail_max: fail_max,
             circuit_breaker_timeout: Duration::from_secs(60),
             retry_max_attempts: max_attempts,
             retry_rate_limit_attempts: 5,
+            retry_budget_percent: budget_percent,
+            retry_budget_min_per_second: budget_floor,
         };
         Dependency::new("fake", &settings, concurrency, Duration::from_secs(5))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spent_retry_budget_fails_fast_instead_of_retrying() {
+        // No floor, 50%: one call buys half a retry, enough for one.
+        let dep = dependency_with_budget(100, 20, 4, 50, 0);
+        let deadline = Deadline::after(Duration::from_secs(60));
+        let (result, attempts) = run_script(&dep, deadline, &[Err(Fake::Unavailable)]).await;
+        assert!(
+            matches!(result, Err(CallError::RetryBudgetSpent { .. })),
+            "{result:?}"
+        );
+        assert_eq!(attempts, 2);
+        // Twenty calls that succeed at once earn ten retries between them.
+        for _ in 0..20 {
+            run_script(&dep, deadline, &[Ok(1)]).await.0.unwrap();
+        }
+        let (result, attempts) = run_script(&dep, deadline, &[Err(Fake::Unavailable)]).await;
+        assert!(matches!(result, Err(CallError::RetryBudgetSpent { .. })));
+        // 22 calls buy 11 retries, one already spent; the backoff waits
+        // (seconds) slide some of the calls out of the 10 s window meanwhile.
+        assert!((3..=11).contains(&attempts), "{attempts} attempts");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_go_on_while_the_deadline_leaves_room() {
+        // 30% failures do not exhaust ten attempts; the deadline bounds them.
+        let dep = dependency(100, 10, 4);
+        let script = [
+            Err(Fake::Unavailable),
+            Err(Fake::Unavailable),
+            Err(Fake::Unavailable),
+            Err(Fake::Unavailable),
+            Ok(5),
+        ];
+        let (result, attempts) =
+            run_script(&dep, Deadline::after(Duration::from_secs(60)), &script).await;
+        assert_eq!(result.ok(), Some(5));
+        assert_eq!(attempts, 5);
+        let (result, attempts) =
+            run_script(&dep, Deadline::after(Duration::from_millis(300)), &script).await;
+        assert!(matches!(result, Err(CallError::Upstream(_))));
+        assert!(attempts < 5, "{attempts} attempts in 300 ms");
     }
 
     /// Runs a call whose attempts answer from `script` in turn (the last

@@ -87,7 +87,9 @@ impl EnrichmentError {
     pub fn client_message(&self) -> &'static str {
         match self {
             Self::Unusable(_) => "Gemini returned unusable product data",
-            Self::Gemini(CallError::CircuitOpen { .. }) => "Gemini is temporarily unavailable",
+            Self::Gemini(CallError::CircuitOpen { .. } | CallError::RetryBudgetSpent { .. }) => {
+                "Gemini is temporarily unavailable"
+            }
             Self::Gemini(CallError::DeadlineExceeded { .. }) => "Gemini did not answer in time",
             Self::Gemini(CallError::Upstream(e)) if e.is_rate_limit() => {
                 "Gemini rate limit reached"

@@ -34,14 +34,12 @@ async fn enrich(
 
 #[tokio::test]
 async fn a_batch_of_50_succeeds_when_30_percent_of_gemini_calls_fail_with_503() {
-    // Each attempt of an item fails with p = 0.3 whatever happened before, so
-    // with the default 3 attempts an item is lost with p = 0.3^3 = 2.7%, and
-    // about one in a batch of 50 would be. With 10 attempts the batch is lost
-    // with p = 50 × 0.3^10 = 0.03%: this test checks that retries rescue the
-    // items, not the probability arithmetic.
+    // Default settings: an item is retried while its deadline leaves room
+    // and the retry budget allows (30% failures need about 0.43 retries per
+    // call, within the 50% budget), so none is lost to an attempt count.
     let app = spawn_app_with(|env| {
         env.insert("MAX_BATCH_SIZE".into(), "50".into());
-        env.insert("RETRY_MAX_ATTEMPTS".into(), "10".into());
+        env.insert("RATE_LIMIT_PER_MINUTE".into(), "0".into());
     })
     .await;
     let tenant = create_tenant().await;
@@ -64,6 +62,80 @@ async fn a_batch_of_50_succeeds_when_30_percent_of_gemini_calls_fail_with_503() 
         "30% 503: 50 items took {calls} generateContent calls ({} retries)",
         calls - 50
     );
+}
+
+#[tokio::test]
+async fn a_retry_storm_adds_at_most_the_budgets_share_of_calls() {
+    // 60% of calls fail: retrying each up to its cap would roughly double
+    // Gemini's load; the budget holds retries to half the first attempts.
+    // The breaker is kept out of it (it would cut the storm in its own way).
+    let app = std::sync::Arc::new(
+        spawn_app_with(|env| {
+            env.insert("MAX_BATCH_SIZE".into(), "50".into());
+            env.insert("CIRCUIT_BREAKER_FAIL_MAX".into(), "1000".into());
+            env.insert("RETRY_BUDGET_MIN_PER_SECOND".into(), "0".into());
+            env.insert("RATE_LIMIT_PER_MINUTE".into(), "0".into());
+        })
+        .await,
+    );
+    let tenant = create_tenant().await;
+    app.gemini.set_faults(Faults::with_rules(vec![
+        FaultRule::always(Fault::status(503)).at_rate(0.6),
+    ]));
+    let mut clients = tokio::task::JoinSet::new();
+    for client in 0..4 {
+        let app = std::sync::Arc::clone(&app);
+        let token = tenant.requester.token.clone();
+        clients.spawn(async move {
+            let names: Vec<String> = (0..50).map(|i| format!("Storm {client}-{i}")).collect();
+            app.enrich_batch(&token, &names).await
+        });
+    }
+    let mut failed = 0;
+    while let Some(results) = clients.join_next().await {
+        failed += results
+            .unwrap()
+            .iter()
+            .filter(|r| r.get("error").is_some())
+            .count();
+    }
+    let calls = app.gemini.stats().calls_of("generateContent");
+    let first_attempts = 200;
+    eprintln!(
+        "60% 503 storm: {calls} calls for {first_attempts} items, {failed} items failed fast"
+    );
+    assert!(
+        calls as f64 <= 1.5 * first_attempts as f64 + 1.0,
+        "{calls} calls: retries exceeded half of the first attempts"
+    );
+    assert!(
+        failed > 0,
+        "nothing failed at 60% failures with a 50% budget"
+    );
+}
+
+#[tokio::test]
+async fn with_gemini_down_calls_stop_at_the_breaker_threshold_plus_the_budget_floor() {
+    // One item at a time, so the count is the retry policy's and not how
+    // many first attempts were already in flight when the breaker opened.
+    let app = spawn_app_with(|env| {
+        env.insert("MAX_BATCH_SIZE".into(), "50".into());
+        env.insert("BATCH_CONCURRENCY".into(), "1".into());
+        env.insert("RATE_LIMIT_PER_MINUTE".into(), "0".into());
+    })
+    .await;
+    let tenant = create_tenant().await;
+    app.gemini
+        .set_faults(Faults::with_rules(vec![FaultRule::always(Fault::status(
+            503,
+        ))]));
+    let names: Vec<String> = (0..50).map(|i| format!("Down {i}")).collect();
+    let results = app.enrich_batch(&tenant.requester.token, &names).await;
+    assert!(results.iter().all(|r| r.get("error").is_some()));
+    let calls = app.gemini.stats().calls_of("generateContent");
+    // The breaker opens after 5 consecutive failures; then every call fails
+    // fast. The budget's floor (5 a second) could add no more than that.
+    assert!(calls <= 5 + 5, "{calls} calls to a Gemini that is down");
 }
 
 #[tokio::test]
