@@ -192,6 +192,10 @@ pub struct GeminiSettings {
     pub tenant_share_percent: u32,
     /// Timeout of one Gemini call (`GEMINI_TIMEOUT_SECONDS`).
     pub timeout: Duration,
+    /// Memory for cached search-query embeddings, in bytes (`QUERY_CACHE_MB`); 0: no cache.
+    pub query_cache_bytes: u64,
+    /// How long a cached query embedding is used (`QUERY_CACHE_TTL_SECONDS`).
+    pub query_cache_ttl: Duration,
 }
 
 /// Limits on batch enrichment.
@@ -346,6 +350,8 @@ impl Settings {
         let gemini_max_concurrency = r.bounded("GEMINI_MAX_CONCURRENCY", 32, 1, 10_000);
         let gemini_timeout = r.seconds("GEMINI_TIMEOUT_SECONDS", 30, 1, 600);
         let tenant_share_percent = r.bounded("GEMINI_TENANT_SHARE_PERCENT", 50, 1, 100);
+        let query_cache_bytes = r.bounded("QUERY_CACHE_MB", 32u64, 0, 4096) * 1024 * 1024;
+        let query_cache_ttl = r.seconds("QUERY_CACHE_TTL_SECONDS", 3600, 1, 86_400);
         let batch = BatchSettings {
             max_batch_size: r.bounded("MAX_BATCH_SIZE", 20, 1, 10_000),
             concurrency: r.bounded("BATCH_CONCURRENCY", 20, 1, 10_000),
@@ -405,6 +411,8 @@ impl Settings {
                 max_concurrency: gemini_max_concurrency,
                 tenant_share_percent,
                 timeout: gemini_timeout,
+                query_cache_bytes,
+                query_cache_ttl,
             },
             batch,
             resilience,

@@ -21,6 +21,7 @@ use crate::services::catalog::CatalogService;
 use crate::services::embeddings::EmbeddingService;
 use crate::services::enrichment::EnrichmentService;
 use crate::services::membership::MembershipDirectory;
+use crate::services::query_cache::QueryEmbeddingCache;
 use crate::services::readiness::ReadinessProbe;
 use crate::state::{AppState, Shared};
 
@@ -125,7 +126,18 @@ impl Application {
                 gemini_share,
             )),
             embeddings: Arc::clone(&embeddings),
-            catalog: CatalogService::new(supabase.clone(), embeddings),
+            catalog: CatalogService::new(
+                supabase.clone(),
+                Arc::clone(&embeddings),
+                (settings.gemini.query_cache_bytes > 0).then(|| {
+                    QueryEmbeddingCache::new(
+                        embeddings,
+                        settings.gemini.embedding_dimension,
+                        settings.gemini.query_cache_bytes,
+                        settings.gemini.query_cache_ttl,
+                    )
+                }),
+            ),
             readiness: ReadinessProbe::new(supabase, gemini),
             settings,
             started_at: Instant::now(),

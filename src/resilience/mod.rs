@@ -55,7 +55,7 @@ pub trait Failure: std::fmt::Display {
 }
 
 /// Why a call through a [`Dependency`] failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError<E> {
     /// The dependency's last answer, after any retries.
     #[error("{0}")]

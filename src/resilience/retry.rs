@@ -11,9 +11,12 @@ use backoff::exponential::ExponentialBackoffBuilder;
 use super::Failure;
 
 /// First wait after a connection error, timeout or 5xx.
-const TRANSIENT_INITIAL: Duration = Duration::from_millis(250);
+// Short: retries of an interactive request are bounded by its deadline and
+// the process's retry budget, not by long waits (the budget, not the backoff,
+// is what protects a struggling dependency from a retry storm).
+const TRANSIENT_INITIAL: Duration = Duration::from_millis(100);
 /// Longest wait between attempts after a transient failure.
-const TRANSIENT_MAX: Duration = Duration::from_secs(4);
+const TRANSIENT_MAX: Duration = Duration::from_secs(1);
 /// First wait after a 429.
 const RATE_LIMIT_INITIAL: Duration = Duration::from_secs(2);
 /// Longest wait between attempts after a 429.

@@ -21,6 +21,7 @@ use crate::clients::supabase::{
 };
 use crate::resilience::{CallError, Deadline};
 use crate::services::embeddings::{EmbeddingService, catalog_item_text};
+use crate::services::query_cache::{QueryCacheStatus, QueryEmbeddingCache};
 
 /// Most rows Supabase's PostgREST returns in one answer (`max_rows`, 1,000
 /// by default): asking for more silently gets fewer.
@@ -108,6 +109,8 @@ pub struct RepairProgress {
 pub struct CatalogService {
     supabase: SupabaseClient,
     embeddings: Arc<EmbeddingService>,
+    /// Search queries' embeddings; `None` when `QUERY_CACHE_MB` is 0.
+    query_cache: Option<QueryEmbeddingCache>,
     /// Repairs running now, by org: one at a time per org, so two admins
     /// (or one impatient one) never pay Gemini twice for the same items.
     repairs: Mutex<HashMap<Uuid, RepairProgress>>,
@@ -147,13 +150,24 @@ impl Drop for RepairSlot<'_> {
 const REPAIR_STOP_MARGIN: Duration = Duration::from_millis(500);
 
 impl CatalogService {
-    /// A service over `supabase`, embedding with `embeddings`.
-    pub fn new(supabase: SupabaseClient, embeddings: Arc<EmbeddingService>) -> Self {
+    /// A service over `supabase`, embedding with `embeddings`, search
+    /// queries through `query_cache` when given.
+    pub fn new(
+        supabase: SupabaseClient,
+        embeddings: Arc<EmbeddingService>,
+        query_cache: Option<QueryEmbeddingCache>,
+    ) -> Self {
         Self {
             supabase,
             embeddings,
+            query_cache,
             repairs: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The query cache's size, for readiness; `None` when it is off.
+    pub fn query_cache_status(&self) -> Option<QueryCacheStatus> {
+        self.query_cache.as_ref().map(QueryEmbeddingCache::status)
     }
 
     fn claim_repair(&self, org: Uuid) -> Result<RepairSlot<'_>, CatalogError> {
@@ -180,25 +194,31 @@ impl CatalogService {
         limit: u32,
         deadline: Deadline,
     ) -> Result<Vec<SearchHit>, CatalogError> {
-        let vectors = self
-            .embeddings
-            .embed(
-                vec![query],
-                TaskType::RetrievalQuery,
-                caller.org_id,
-                deadline,
-            )
-            .await?;
-        let Some(vector) = vectors.first() else {
-            return Ok(Vec::new());
+        let vector: Arc<Vec<f32>> = match &self.query_cache {
+            Some(cache) => cache.embed_query(&query, caller.org_id, deadline).await?,
+            None => {
+                let mut vectors = self
+                    .embeddings
+                    .embed(
+                        vec![query],
+                        TaskType::RetrievalQuery,
+                        caller.org_id,
+                        deadline,
+                    )
+                    .await?;
+                Arc::new(vectors.pop().unwrap_or_default())
+            }
         };
+        if vector.is_empty() {
+            return Ok(Vec::new());
+        }
         Ok(self
             .supabase
             .search_items(
                 &caller.access_token,
                 caller.org_id,
                 ItemEmbedding {
-                    vector,
+                    vector: &vector,
                     model_version: &self.embeddings.model_version(),
                 },
                 threshold,

@@ -4,4 +4,5 @@ pub mod catalog;
 pub mod embeddings;
 pub mod enrichment;
 pub mod membership;
+pub mod query_cache;
 pub mod readiness;

@@ -973,3 +973,86 @@ async fn search_compares_only_vectors_made_by_the_querys_model() {
         HashSet::from(["Walnut desk".to_owned(), "Old-model desk 0".to_owned()])
     );
 }
+
+#[tokio::test]
+async fn repeated_searches_embed_their_query_once_even_when_concurrent() {
+    let app = std::sync::Arc::new(
+        spawn_app_with(|env| {
+            env.insert("RATE_LIMIT_PER_MINUTE".into(), "0".into());
+        })
+        .await,
+    );
+    let tenant = create_tenant().await;
+    let (status, _) = create_item(
+        &app,
+        &tenant.admin.token,
+        json!({ "name": "Standing desk" }),
+    )
+    .await;
+    assert_eq!(status, 201);
+    app.gemini.reset();
+
+    for query in ["standing desk", "  standing   desk ", "standing desk"] {
+        let (status, found) =
+            search(&app, &tenant.requester.token, json!({ "query": query })).await;
+        assert_eq!(status, 200, "{found}");
+        assert_eq!(hit_names(&found), ["Standing desk"]);
+    }
+    assert_eq!(
+        app.gemini.stats().calls_of("batchEmbedContents"),
+        1,
+        "whitespace is not a new query"
+    );
+
+    // A hundred identical queries at once, none cached yet: one Gemini call.
+    app.gemini.set_faults(Faults::with_latency_ms(300));
+    let mut searches = tokio::task::JoinSet::new();
+    for _ in 0..100 {
+        let app = std::sync::Arc::clone(&app);
+        let token = tenant.requester.token.clone();
+        searches.spawn(async move {
+            search(&app, &token, json!({ "query": "desk for standing" }))
+                .await
+                .0
+        });
+    }
+    while let Some(status) = searches.join_next().await {
+        assert_eq!(status.unwrap(), 200);
+    }
+    assert_eq!(
+        app.gemini.stats().calls_of("batchEmbedContents"),
+        2,
+        "single flight"
+    );
+    let readiness: Value = app.get("/api/readiness").await.json().await.unwrap();
+    assert!(
+        readiness["query_cache"]["entries"].as_u64().unwrap() >= 1,
+        "{readiness}"
+    );
+}
+
+#[tokio::test]
+async fn with_gemini_down_cached_searches_still_answer_and_new_ones_get_503() {
+    let app = spawn_app_with(|env| {
+        env.insert("CIRCUIT_BREAKER_FAIL_MAX".into(), "1".into());
+    })
+    .await;
+    let tenant = create_tenant().await;
+    let token = &tenant.requester.token;
+    let (status, _) =
+        create_item(&app, &tenant.admin.token, json!({ "name": "Monitor arm" })).await;
+    assert_eq!(status, 201);
+    let (status, _) = search(&app, token, json!({ "query": "monitor arm" })).await;
+    assert_eq!(status, 200);
+
+    app.gemini
+        .set_faults(Faults::with_rules(vec![FaultRule::always(Fault::status(
+            503,
+        ))]));
+    let (status, body) = search(&app, token, json!({ "query": "ergonomic chair" })).await;
+    assert_eq!(status, 503, "{body}");
+    // The breaker is open now too: the cached query needs neither.
+    let (status, found) = search(&app, token, json!({ "query": "monitor arm" })).await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(hit_names(&found), ["Monitor arm"]);
+}

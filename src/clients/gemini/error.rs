@@ -8,7 +8,7 @@ use crate::resilience::{CallError, Failure};
 pub type GeminiCallError = CallError<GeminiError>;
 
 /// A failed Gemini call.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum GeminiError {
     /// The request did not complete: connection refused or reset, DNS, timeout.
     #[error("Gemini unreachable: {message}")]

@@ -10,6 +10,7 @@ use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::auth::{KeySetStatus, SigningKeys};
+use crate::services::query_cache::QueryCacheStatus;
 use crate::services::readiness::{Breakers, Checks, Verdict};
 use crate::state::AppState;
 
@@ -52,6 +53,9 @@ pub struct ReadinessResponse {
     /// set: a failed refetch shows here while cached keys keep serving.
     #[serde(skip_serializing_if = "Option::is_none")]
     signing_keys: Option<KeySetStatus>,
+    /// The search-query embedding cache, when on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    query_cache: Option<QueryCacheStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     uptime_seconds: Option<u64>,
 }
@@ -103,6 +107,7 @@ async fn readiness(State(state): State<AppState>) -> Response {
         checks,
         circuit_breakers,
         signing_keys,
+        query_cache: state.catalog.query_cache_status(),
         uptime_seconds: (status == StatusCode::OK).then(|| state.uptime_seconds()),
     };
     let mut response = (status, Json(body)).into_response();
