@@ -323,3 +323,39 @@ fn every_security_definer_function_pins_its_search_path_and_none_is_open_to_anon
            and has_function_privilege('anon', p.oid, 'execute')");
     assert_eq!(open, "", "executable by anon");
 }
+
+#[tokio::test]
+async fn every_embedding_carries_its_items_org_whoever_writes_it() {
+    let tenant = create_tenant().await;
+    let other = create_tenant().await;
+    // Through the create function.
+    let created = item_with_embedding(&tenant).await;
+    // Straight in, claiming another org: the trigger takes the item's.
+    let items = crate::helpers::insert_items_without_embeddings(
+        tenant.org_id,
+        tenant.admin.id,
+        "Direct",
+        1,
+    )
+    .await;
+    let (_, vector) = rest(
+        Method::GET,
+        &format!("catalog_item_embeddings?catalog_item_id=eq.{created}&select=embedding"),
+        None,
+        &Value::Null,
+    )
+    .await;
+    let (status, body) = rest(
+        Method::POST,
+        "catalog_item_embeddings",
+        None,
+        &json!({ "catalog_item_id": items[0], "embedding": vector[0]["embedding"], "model_version": "models/x", "org_id": other.org_id }),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let orgs = sql(&format!(
+        "select string_agg(distinct org_id::text, ',') from catalog_item_embeddings where catalog_item_id in ('{created}', '{}')",
+        items[0]
+    ));
+    assert_eq!(orgs, tenant.org_id.to_string());
+}

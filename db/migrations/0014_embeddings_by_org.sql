@@ -1,0 +1,130 @@
+-- Vectors reachable by org. The exact search scan read each active item's
+-- vector through one unique-index probe and heap fetch per item (six buffer
+-- accesses each, EXPLAIN (ANALYZE, BUFFERS)); with the org on the embedding
+-- row, one index range scan reads the org's vectors page by page (about one
+-- buffer per two vectors), and a hash join with the org's active ids (the
+-- partial index of 0013, index-only) drops deprecated items.
+--
+-- org_id is derived, never trusted from a writer: a trigger copies it from
+-- the item on every insert (and if an embedding is ever re-pointed), so
+-- every write path (the create function, bulk repair, the original's
+-- clients) keeps it right. Backfilling rewrites each embedding row once.
+
+alter table catalog_item_embeddings add column if not exists org_id uuid;
+
+update catalog_item_embeddings e
+set org_id = ci.org_id
+from catalog_items ci
+where ci.id = e.catalog_item_id
+  and e.org_id is distinct from ci.org_id;
+
+create or replace function public.catalog_item_embedding_org() returns trigger
+language plpgsql security invoker set search_path = public, pg_temp
+as $$
+begin
+    select ci.org_id into new.org_id from public.catalog_items ci where ci.id = new.catalog_item_id;
+    return new;
+end;
+$$;
+revoke execute on function public.catalog_item_embedding_org() from public, anon;
+
+drop trigger if exists catalog_item_embedding_org on catalog_item_embeddings;
+create trigger catalog_item_embedding_org
+    before insert or update of catalog_item_id, org_id on catalog_item_embeddings
+    for each row execute function public.catalog_item_embedding_org();
+
+create index if not exists idx_catalog_item_embeddings_org_model
+    on catalog_item_embeddings (org_id, model_version);
+
+create or replace function search_catalog_items(
+    query_embedding vector(768),
+    org_uuid uuid,
+    similarity_threshold float,
+    result_limit int,
+    p_model_version text
+)
+returns table (
+    item_id uuid,
+    item_name text,
+    item_description text,
+    item_category text,
+    item_metadata jsonb,
+    item_status text,
+    similarity_score float
+)
+language plpgsql stable security definer
+set search_path = public, pg_temp
+set hnsw.iterative_scan = 'relaxed_order'
+set plan_cache_mode = force_custom_plan
+as $$
+declare
+    v_org uuid;
+    v_limit int := greatest(least(result_limit, 1000), 0);
+    v_large boolean;
+    v_found bigint := 0;
+begin
+    if auth.role() = 'service_role' then
+        v_org := org_uuid;
+    else
+        v_org := public.user_org_id();
+    end if;
+    if v_org is null or v_limit = 0 then
+        return;
+    end if;
+
+    select exists (
+        select 1 from catalog_items
+        where org_id = v_org and status = 'active'
+        offset 10000
+    ) into v_large;
+
+    if v_large then
+        return query
+        select ci.id, ci.name, ci.description, ci.category, ci.metadata, ci.status,
+               1 - top.distance
+        from (
+            select cie.catalog_item_id as id, cie.embedding <=> query_embedding as distance
+            from catalog_item_embeddings cie
+            join catalog_items own on own.id = cie.catalog_item_id
+            where own.org_id = v_org
+              and own.status = 'active'
+              and cie.model_version = p_model_version
+            order by cie.embedding <=> query_embedding
+            limit v_limit
+        ) top
+        join catalog_items ci on ci.id = top.id
+        where 1 - top.distance >= similarity_threshold
+          and top.distance <> 'NaN'::float8
+        order by top.distance;
+        get diagnostics v_found = row_count;
+        if v_found > 0 then
+            return;
+        end if;
+    end if;
+
+    -- Exact: the org's vectors by one range scan (the OFFSET 0 fence keeps
+    -- the shared HNSW index out), active items by hash join, the k nearest,
+    -- then their rows.
+    return query
+    select ci.id, ci.name, ci.description, ci.category, ci.metadata, ci.status,
+           1 - top.distance
+    from (
+        select scored.id, scored.distance
+        from (
+            select cie.catalog_item_id as id, cie.embedding <=> query_embedding as distance
+            from catalog_item_embeddings cie
+            where cie.org_id = v_org and cie.model_version = p_model_version
+            offset 0
+        ) scored
+        join catalog_items active
+          on active.id = scored.id and active.org_id = v_org and active.status = 'active'
+        where scored.distance is not null
+          and scored.distance <> 'NaN'::float8
+          and 1 - scored.distance >= similarity_threshold
+        order by scored.distance
+        limit v_limit
+    ) top
+    join catalog_items ci on ci.id = top.id
+    order by top.distance;
+end;
+$$;
