@@ -359,3 +359,69 @@ async fn every_embedding_carries_its_items_org_whoever_writes_it() {
     ));
     assert_eq!(orgs, tenant.org_id.to_string());
 }
+
+/// The five-argument search and the embeddings' `org_id`, tried straight
+/// through PostgREST: naming another org's id gets the caller's own results
+/// (or none), never the victim's.
+#[tokio::test]
+async fn search_and_embedding_rows_never_cross_orgs_through_postgrest() {
+    let victim = create_tenant().await;
+    let other = create_tenant().await;
+    let item = item_with_embedding(&victim).await;
+    let (_, vector) = rest(
+        Method::GET,
+        &format!("catalog_item_embeddings?catalog_item_id=eq.{item}&select=embedding"),
+        None,
+        &Value::Null,
+    )
+    .await;
+    let search = json!({
+        "query_embedding": vector[0]["embedding"],
+        "org_uuid": victim.org_id,
+        "similarity_threshold": 0.0,
+        "result_limit": 10,
+        "p_model_version": "models/gemini-embedding-001",
+    });
+    let outsider = user_token(Uuid::new_v4());
+    for (who, token) in [
+        ("another org's admin", other.admin.token.as_str()),
+        ("a user without membership", outsider.as_str()),
+        ("anon", anon().as_str()),
+    ] {
+        let (status, body) = rest(
+            Method::POST,
+            "rpc/search_catalog_items",
+            Some(token),
+            &search,
+        )
+        .await;
+        assert!(
+            status >= 400 || body == json!([]),
+            "{who} searched another org: {status} {body}"
+        );
+        let (status, body) = rest(
+            Method::GET,
+            &format!(
+                "catalog_item_embeddings?org_id=eq.{}&select=catalog_item_id",
+                victim.org_id
+            ),
+            Some(token),
+            &Value::Null,
+        )
+        .await;
+        assert!(
+            status >= 400 || body == json!([]),
+            "{who} read another org's embedding rows: {status} {body}"
+        );
+    }
+    // The owner finds it, so the refusals above are not an empty search.
+    let (status, body) = rest(
+        Method::POST,
+        "rpc/search_catalog_items",
+        Some(&victim.requester.token),
+        &search,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body[0]["item_id"], json!(item), "{body}");
+}
