@@ -1,4 +1,13 @@
--- Search at the cost of its data, same signature and results as 0012:
+-- Search, by the query's model and at the cost of its data. A five-argument
+-- overload of search_catalog_items (the original's four-argument function
+-- stays for its callers, unchanged):
+--   * it compares the query's vector only with vectors made by the same
+--     model: a catalog mid-migration (or written by the original with
+--     text-embedding-004) holds vectors of another model, whose space is not
+--     comparable; repair converts the rest;
+--   * a zero vector (no direction) has a NaN distance to everything, which
+--     Postgres sorts above every number and PostgREST writes as null: such
+--     rows are left out, never returned;
 --   * an org's vectors are read by one range scan: catalog_item_embeddings
 --     gains org_id (derived, never trusted from a writer: a trigger copies it
 --     from the item on every insert, and if an embedding is ever re-pointed,
@@ -136,3 +145,6 @@ begin
     order by top.distance;
 end;
 $$;
+
+revoke execute on function search_catalog_items(vector, uuid, float, int, text) from public, anon;
+grant execute on function search_catalog_items(vector, uuid, float, int, text) to authenticated, service_role;
