@@ -84,21 +84,22 @@ impl QueryEmbeddingCache {
             self.dimension,
             TaskType::RetrievalQuery
         );
-        if let Some(vector) = self.cache.get(&key).await {
-            tracing::debug!("query embedding cache hit");
-            return Ok(vector);
-        }
-        tracing::debug!("query embedding cache miss");
         let embeddings = Arc::clone(&self.embeddings);
-        self.cache
-            .try_get_with(key, async move {
+        let entry = self
+            .cache
+            .entry(key)
+            .or_try_insert_with(async move {
                 let mut vectors = embeddings
                     .embed(vec![text], TaskType::RetrievalQuery, org, deadline)
                     .await?;
                 Ok(Arc::new(vectors.pop().unwrap_or_default()))
             })
             .await
-            .map_err(Arc::unwrap_or_clone)
+            .map_err(Arc::unwrap_or_clone)?;
+        // Fresh: this call embedded it; otherwise it was cached, or another
+        // caller's embedding of the same query was awaited.
+        tracing::debug!(hit = !entry.is_fresh(), "query embedding cache");
+        Ok(entry.into_value())
     }
 
     /// Size, for readiness.
