@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use gemini_emulator::{Fault, FaultRule, Faults};
 use serde_json::{Value, json};
 
-use crate::helpers::{create_tenant, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, create_tenant, spawn_app, spawn_app_with};
 
 const ENRICH: &str = "/api/products/enrich";
 const BATCH: &str = "/api/products/enrich-batch";
@@ -309,6 +309,22 @@ async fn a_failed_item_has_the_original_error_shape_and_the_rest_succeed() {
     assert_eq!(app.gemini.stats().calls_of("generateContent"), 6);
 }
 
+/// `POST /api/products/enrich-batch` asking for the NDJSON stream.
+async fn streamed_batch(
+    app: &TestApp,
+    token: &str,
+    names: &[impl serde::Serialize],
+) -> reqwest::Response {
+    app.client
+        .post(format!("{}{BATCH}", app.address))
+        .bearer_auth(token)
+        .header("accept", "application/x-ndjson")
+        .json(&json!({ "product_names": names }))
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Reads an NDJSON body line by line.
 async fn ndjson_lines(response: reqwest::Response) -> Vec<Value> {
     let text = response.text().await.unwrap();
@@ -328,15 +344,7 @@ async fn a_streamed_batch_sends_every_item_with_its_index_then_a_summary() {
     });
     let names = ["Slack", "Zoom", "slack", "Dell XPS 13", "Notion"];
 
-    let response = app
-        .client
-        .post(format!("{}{BATCH}", app.address))
-        .bearer_auth(&tenant.requester.token)
-        .header("accept", "application/x-ndjson")
-        .json(&json!({ "product_names": names }))
-        .send()
-        .await
-        .unwrap();
+    let response = streamed_batch(&app, &tenant.requester.token, &names).await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.headers()["content-type"].to_str().unwrap(),
@@ -370,15 +378,7 @@ async fn a_client_that_disconnects_stops_its_batch() {
     app.gemini.set_faults(Faults::with_latency_ms(300));
     let names: Vec<String> = (0..20).map(|i| format!("Gizmo {i}")).collect();
 
-    let response = app
-        .client
-        .post(format!("{}{BATCH}", app.address))
-        .bearer_auth(&tenant.requester.token)
-        .header("accept", "application/x-ndjson")
-        .json(&json!({ "product_names": names }))
-        .send()
-        .await
-        .unwrap();
+    let response = streamed_batch(&app, &tenant.requester.token, &names).await;
     let mut response = response;
     let first = response.chunk().await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&first).contains("\"index\""));
@@ -414,15 +414,7 @@ async fn a_streamed_batch_holds_its_in_flight_slot_and_its_deadline_to_the_last_
     let names: Vec<String> = (0..20).map(|i| format!("Slow gadget {i}")).collect();
 
     let started = std::time::Instant::now();
-    let mut response = app
-        .client
-        .post(format!("{}{BATCH}", app.address))
-        .bearer_auth(&tenant.requester.token)
-        .header("accept", "application/x-ndjson")
-        .json(&json!({ "product_names": names }))
-        .send()
-        .await
-        .unwrap();
+    let mut response = streamed_batch(&app, &tenant.requester.token, &names).await;
     assert_eq!(response.status(), 200);
     let first = response.chunk().await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&first).contains("\"index\""));
