@@ -147,7 +147,12 @@ impl Drop for RepairSlot<'_> {
 
 /// Repair stops starting Gemini calls when less than this is left of the
 /// request's deadline, so it can still answer with what it did.
-const REPAIR_STOP_MARGIN: Duration = Duration::from_millis(500);
+const REPAIR_STOP_MARGIN: Duration = Duration::from_millis(1000);
+/// Time kept back from each chunk's Gemini call for writing its embeddings.
+/// A write cut by the deadline may still commit after we stopped listening,
+/// and the report would then call saved items failed; cutting the Gemini
+/// call instead leaves nothing in doubt.
+const REPAIR_WRITE_RESERVE: Duration = Duration::from_millis(500);
 
 impl CatalogService {
     /// A service over `supabase`, embedding with `embeddings`, search
@@ -494,7 +499,12 @@ async fn repair_chunk(
         })
         .collect();
     let vectors = embeddings
-        .embed(texts, TaskType::RetrievalDocument, org, deadline)
+        .embed(
+            texts,
+            TaskType::RetrievalDocument,
+            org,
+            deadline.earlier_by(REPAIR_WRITE_RESERVE),
+        )
         .await?;
     let rows: Vec<(Uuid, Vec<f32>)> = chunk.iter().map(|item| item.id).zip(vectors).collect();
     Ok(supabase
