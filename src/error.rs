@@ -14,10 +14,14 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::auth::NotAllowed;
 use crate::clients::gemini::{GeminiCallError, GeminiError};
 use crate::clients::supabase::{SupabaseCallError, SupabaseError};
 use crate::resilience::{CallError, RETRY_BUDGET_WAIT};
-use crate::services::catalog::RepairProgress;
+use crate::services::catalog::{CatalogError, RepairProgress};
+use crate::services::embeddings::EmbeddingError;
+use crate::services::enrichment::EnrichmentError;
+use crate::services::fan_out::TaskFailed;
 
 /// An error answer of the API.
 #[derive(Debug, thiserror::Error)]
@@ -298,6 +302,57 @@ impl From<SupabaseCallError> for ApiError {
                 }
                 _ => Self::Database(e.to_string()),
             },
+        }
+    }
+}
+
+impl From<NotAllowed> for ApiError {
+    fn from(error: NotAllowed) -> Self {
+        Self::Forbidden(error.to_string())
+    }
+}
+
+impl From<TaskFailed> for ApiError {
+    fn from(error: TaskFailed) -> Self {
+        Self::Internal(error.to_string())
+    }
+}
+
+impl From<EmbeddingError> for ApiError {
+    fn from(error: EmbeddingError) -> Self {
+        match error {
+            EmbeddingError::Gemini(e) => e.into(),
+            EmbeddingError::TaskFailed(e) => e.into(),
+        }
+    }
+}
+
+impl From<EnrichmentError> for ApiError {
+    fn from(error: EnrichmentError) -> Self {
+        match error {
+            EnrichmentError::Gemini(e) => e.into(),
+            EnrichmentError::Unusable(detail) => Self::ExternalService {
+                service: "gemini",
+                detail,
+            },
+            EnrichmentError::TaskFailed(e) => e.into(),
+        }
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(error: CatalogError) -> Self {
+        match error {
+            CatalogError::Gemini(e) => e.into(),
+            CatalogError::Database(e) => e.into(),
+            CatalogError::NotAllowed(e) => e.into(),
+            CatalogError::TaskFailed(e) => e.into(),
+            CatalogError::Inconsistent(what) => Self::Internal(what.to_owned()),
+            CatalogError::NotFound => Self::NotFound("catalog item not found".to_owned()),
+            CatalogError::OtherOrg => {
+                Self::Forbidden("catalog item belongs to another organisation".to_owned())
+            }
+            CatalogError::RepairRunning(progress) => Self::RepairRunning(progress),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! - [`startup`]: builds the [`startup::Application`] from settings; `main` and tests use it.
 //! - [`http`]: the router, middleware and thin handlers.
 //! - [`services`]: use cases, free of HTTP types.
+//! - [`domain`]: the vocabulary (statuses, roles, ...) and validated request values.
 //! - [`clients`]: typed clients for Gemini and Supabase (PostgREST).
 //! - [`error`]: [`error::ApiError`], the one error type clients see.
 //! - [`state`], [`telemetry`], [`shutdown`]: shared state, logging, signals.
@@ -12,6 +13,7 @@
 pub mod auth;
 pub mod clients;
 pub mod config;
+pub mod domain;
 pub mod error;
 pub mod http;
 pub mod resilience;

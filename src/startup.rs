@@ -42,6 +42,9 @@ pub enum StartupError {
     /// The key-set client could not be built.
     #[error("cannot set up the signing-key client: {0}")]
     Jwks(#[from] JwksError),
+    /// The OpenAPI document could not be rendered (a bug).
+    #[error("cannot render the OpenAPI document: {0}")]
+    OpenApi(serde_json::Error),
     /// No access token could be verified: the key set could not be fetched
     /// (or held no usable key) and no legacy secret is set.
     #[error(
@@ -113,13 +116,14 @@ impl Application {
             Arc::clone(&gemini_share),
         ));
         let tokens = token_verifier(&settings).await?;
+        let memberships = Arc::new(MembershipDirectory::new(supabase.clone()));
         let state = AppState::new(Shared {
             tokens,
             rate_limiter: settings
                 .server
                 .rate_limit
                 .map(|limit| RateLimiter::new(limit.per_minute, limit.burst)),
-            memberships: MembershipDirectory::new(supabase.clone()),
+            memberships: Arc::clone(&memberships),
             enrichment: Arc::new(EnrichmentService::new(
                 gemini.clone(),
                 settings.batch.concurrency,
@@ -137,8 +141,11 @@ impl Application {
                         settings.gemini.query_cache_ttl,
                     )
                 }),
+                memberships,
             ),
             readiness: ReadinessProbe::new(supabase, gemini),
+            openapi: crate::http::routes::openapi::render(&settings.batch)
+                .map_err(StartupError::OpenApi)?,
             settings,
             started_at: Instant::now(),
         });

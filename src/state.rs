@@ -45,7 +45,7 @@ pub struct Shared {
     /// Per-caller token buckets; `None` when rate limiting is off.
     pub rate_limiter: Option<RateLimiter>,
     /// Callers' organisations and roles.
-    pub memberships: MembershipDirectory,
+    pub memberships: Arc<MembershipDirectory>,
     /// Product enrichment.
     pub enrichment: Arc<EnrichmentService>,
     /// Embeddings.
@@ -54,6 +54,8 @@ pub struct Shared {
     pub catalog: CatalogService,
     /// Dependency checks behind `/api/readiness`.
     pub readiness: ReadinessProbe,
+    /// The OpenAPI document, rendered once at start-up.
+    pub openapi: Arc<[u8]>,
     /// When the process started serving, for `uptime_seconds`.
     pub started_at: Instant,
 }

@@ -9,20 +9,9 @@ mod token;
 pub use keys::{KeySetStatus, SigningKeys};
 pub use token::{Claims, MAX_TOKEN_LEN, TokenError, TokenVerifier};
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// A member's role in their organisation, as stored in `org_memberships.role`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Searches and requests items.
-    Requester,
-    /// Reviews requests and proposals.
-    Reviewer,
-    /// Manages the catalog.
-    Admin,
-}
+use crate::domain::Role;
 
 /// An authenticated caller with an organisation.
 #[derive(Clone)]
@@ -36,6 +25,32 @@ pub struct Caller {
     /// The caller's own access token, forwarded on user-scoped database
     /// calls so row-level security has the last word.
     pub access_token: String,
+}
+
+impl Caller {
+    /// Whether the caller holds `role` (in their organisation).
+    ///
+    /// # Errors
+    /// [`NotAllowed`] otherwise.
+    pub fn require(&self, role: Role) -> Result<(), NotAllowed> {
+        if self.role == role {
+            Ok(())
+        } else {
+            Err(NotAllowed::role(role))
+        }
+    }
+}
+
+/// The caller's role does not allow what they asked.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0} role required")]
+pub struct NotAllowed(Role);
+
+impl NotAllowed {
+    /// Refused for want of `role`.
+    pub fn role(role: Role) -> Self {
+        Self(role)
+    }
 }
 
 /// Never prints the access token: a `Caller` may end up in a log line.

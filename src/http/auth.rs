@@ -11,7 +11,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 
-use crate::auth::{Caller, Role};
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::resilience::Deadline;
 use crate::state::AppState;
@@ -154,18 +154,6 @@ impl Caller {
                 message: "rate limit exceeded; retry later".to_owned(),
                 retry_after: Some(wait),
             })
-    }
-
-    /// Refuses callers who are not admins of their organisation.
-    ///
-    /// # Errors
-    /// [`ApiError::Forbidden`] for requesters and reviewers.
-    pub fn require_admin(&self) -> Result<(), ApiError> {
-        if self.role == Role::Admin {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden("admin role required".to_owned()))
-        }
     }
 }
 

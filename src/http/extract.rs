@@ -1,231 +1,197 @@
-//! Request input: the JSON body as an object whose fields are read one by one
-//! with the original service's messages ("product_name is required") and
-//! limits on every size; plus the request [`Deadline`]. Fields the endpoint
-//! does not know are ignored, as the original did, so its clients keep working.
-//! Every failure is an [`ApiError`] in the envelope, never axum's plain text.
+//! Request input: [`JsonBody`] (a JSON body) and [`Params`] (a query string)
+//! deserialize straight into a route's request type, whose fields are
+//! `domain` values that check themselves; plus the request [`Deadline`].
+//!
+//! serde's refusals are turned into the original service's messages here,
+//! once: the field's path in front (`product_names[3]`), then what is wrong
+//! (`is required`, `must be a string`, `must be at most 500 characters`).
+//! Fields the endpoint does not know are ignored, as the original did, so
+//! its clients keep working. Every failure is an [`ApiError`].
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
-use serde_json::{Map, Value};
+use axum::http::{HeaderMap, header};
+use serde::de::DeserializeOwned;
+use serde::de::value::{Error as ValueError, MapDeserializer};
+use serde_json::error::Category;
+use serde_path_to_error::{Path, Segment};
 
+use crate::domain::message::BLANK;
 use crate::error::ApiError;
 use crate::resilience::Deadline;
 use crate::state::AppState;
 
-/// A JSON object body, read field by field.
+/// A JSON body read into `T`.
 #[derive(Debug)]
-pub struct JsonObject(Map<String, Value>);
+pub struct JsonBody<T>(pub T);
 
-impl<S: Send + Sync> FromRequest<S> for JsonObject {
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let axum::Json(value) = axum::Json::<Value>::from_request(request, state)
+        if !is_json(request.headers()) {
+            return Err(ApiError::UnsupportedMediaType(
+                "expected a request body with content-type application/json".to_owned(),
+            ));
+        }
+        let bytes = Bytes::from_request(request, state)
             .await
-            .map_err(json_rejection)?;
-        match value {
-            Value::Object(map) => Ok(Self(map)),
-            _ => Err(ApiError::BadRequest(
-                "request body must be a JSON object".to_owned(),
-            )),
-        }
+            .map_err(body_rejection)?;
+        read_json(&bytes).map(Self)
     }
 }
 
-fn json_rejection(rejection: JsonRejection) -> ApiError {
-    match rejection {
-        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
-            "expected a request body with content-type application/json".to_owned(),
-        ),
-        JsonRejection::JsonSyntaxError(_) | JsonRejection::JsonDataError(_) => {
-            ApiError::BadRequest("request body is not valid JSON".to_owned())
-        }
-        JsonRejection::BytesRejection(e) if e.status().as_u16() == 413 => {
-            ApiError::PayloadTooLarge("request body is too large".to_owned())
-        }
-        other => ApiError::BadRequest(format!("cannot read request body: {}", other.body_text())),
-    }
-}
-
-impl JsonObject {
-    /// A required, non-blank string of at most `max_chars` characters.
-    /// Blank counts as missing, as in the original ("product_name is required").
-    pub fn required_str(&mut self, name: &str, max_chars: usize) -> Result<String, ApiError> {
-        if matches!(self.0.get(name), Some(Value::String(s)) if s.trim().is_empty()) {
-            self.0.remove(name);
-        }
-        self.optional_str(name, max_chars)?
-            .ok_or_else(|| ApiError::BadRequest(format!("{name} is required")))
-    }
-
-    /// An optional string (absent or null means none), checked like [`Self::required_str`].
-    pub fn optional_str(
-        &mut self,
-        name: &str,
-        max_chars: usize,
-    ) -> Result<Option<String>, ApiError> {
-        match self.0.remove(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => text(name, s, max_chars).map(Some),
-            Some(_) => Err(ApiError::BadRequest(format!("{name} must be a string"))),
-        }
-    }
-
-    /// A required array of strings with `1..=max_items` entries, each checked
-    /// like [`Self::required_str`].
-    pub fn required_str_array(
-        &mut self,
-        name: &str,
-        max_items: usize,
-        max_chars: usize,
-        too_many: impl FnOnce(usize) -> String,
-    ) -> Result<Vec<String>, ApiError> {
-        let items = match self.0.remove(name) {
-            None | Some(Value::Null) => {
-                return Err(ApiError::BadRequest(format!("{name} is required")));
+/// `T` from a JSON text, with the service's messages.
+///
+/// # Errors
+/// [`ApiError::BadRequest`] saying which field is wrong and how.
+pub fn read_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // serde would read an array into a struct's fields in order; the
+    // original took objects only.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::BadRequest(
+            if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
+                "request body must be a JSON object"
+            } else {
+                "request body is not valid JSON"
             }
-            Some(Value::Array(items)) => items,
-            Some(_) => return Err(ApiError::BadRequest(format!("{name} must be an array"))),
-        };
-        if items.is_empty() {
-            return Err(ApiError::BadRequest(format!("{name} must not be empty")));
-        }
-        if items.len() > max_items {
-            return Err(ApiError::BadRequest(too_many(max_items)));
-        }
-        items
-            .into_iter()
-            .enumerate()
-            .map(|(i, item)| match item {
-                Value::String(s) => text(&format!("{name}[{i}]"), s, max_chars),
-                _ => Err(ApiError::BadRequest(format!(
-                    "{name}[{i}] must be a string"
-                ))),
-            })
-            .collect()
+            .to_owned(),
+        ));
     }
-}
-
-impl JsonObject {
-    /// An optional number within `min..=max` (absent or null means none).
-    pub fn optional_number(
-        &mut self,
-        name: &str,
-        min: f64,
-        max: f64,
-    ) -> Result<Option<f64>, ApiError> {
-        match self.0.remove(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => match n.as_f64() {
-                Some(v) if (min..=max).contains(&v) => Ok(Some(v)),
-                _ => Err(ApiError::BadRequest(format!(
-                    "{name} must be between {min} and {max}"
-                ))),
-            },
-            Some(_) => Err(ApiError::BadRequest(format!("{name} must be a number"))),
-        }
-    }
-
-    /// An optional whole number within `min..=max`.
-    pub fn optional_integer(
-        &mut self,
-        name: &str,
-        min: i64,
-        max: i64,
-    ) -> Result<Option<i64>, ApiError> {
-        let out_of_range =
-            || ApiError::BadRequest(format!("{name} must be an integer between {min} and {max}"));
-        match self.0.remove(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => match n.as_i64() {
-                Some(v) if (min..=max).contains(&v) => Ok(Some(v)),
-                _ => Err(out_of_range()),
-            },
-            Some(_) => Err(out_of_range()),
-        }
-    }
-
-    /// An optional JSON object of at most `max_keys` keys and `max_bytes`
-    /// bytes once serialised.
-    pub fn optional_object(
-        &mut self,
-        name: &str,
-        max_keys: usize,
-        max_bytes: usize,
-    ) -> Result<Option<Map<String, Value>>, ApiError> {
-        match self.0.remove(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Object(map)) => {
-                if map.len() > max_keys {
-                    return Err(ApiError::BadRequest(format!(
-                        "{name} must have at most {max_keys} keys"
-                    )));
-                }
-                let size = serde_json::to_vec(&map).map_or(usize::MAX, |v| v.len());
-                if size > max_bytes {
-                    return Err(ApiError::BadRequest(format!(
-                        "{name} must be at most {max_bytes} bytes"
-                    )));
-                }
-                storable(name, &Value::Object(map.clone()), 1)?;
-                Ok(Some(map))
+    let mut json = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        let path = e.path().clone();
+        let inner = e.into_inner();
+        match inner.classify() {
+            Category::Data => {
+                // serde_json appends where in the text it stopped; the path says more.
+                let location = format!(" at line {} column {}", inner.line(), inner.column());
+                let message = inner.to_string();
+                let message = message.strip_suffix(&location).unwrap_or(&message);
+                refusal(&path, message)
             }
-            Some(_) => Err(ApiError::BadRequest(format!("{name} must be an object"))),
-        }
-    }
-}
-
-/// Deepest nesting accepted in stored JSON (an object at the top is level 1).
-/// Rows come back wrapped in two more levels and must stay well within what
-/// any JSON reader (ours included, 128) accepts.
-pub const MAX_JSON_DEPTH: usize = 32;
-
-/// Refuses JSON that Postgres would refuse or that could not be read back:
-/// nesting past [`MAX_JSON_DEPTH`], and U+0000 in any key or string (a
-/// `jsonb` cannot hold it).
-fn storable(name: &str, value: &Value, depth: usize) -> Result<(), ApiError> {
-    let nul = |s: &str| s.contains('\0');
-    match value {
-        Value::Array(_) | Value::Object(_) if depth > MAX_JSON_DEPTH => Err(ApiError::BadRequest(
-            format!("{name} must be nested at most {MAX_JSON_DEPTH} levels deep"),
-        )),
-        Value::Array(items) => items.iter().try_for_each(|v| storable(name, v, depth + 1)),
-        Value::Object(map) => map.iter().try_for_each(|(key, v)| {
-            if nul(key) {
-                return Err(nul_refused(name));
+            Category::Io | Category::Syntax | Category::Eof => {
+                ApiError::BadRequest("request body is not valid JSON".to_owned())
             }
-            storable(name, v, depth + 1)
-        }),
-        Value::String(s) if nul(s) => Err(nul_refused(name)),
-        _ => Ok(()),
+        }
+    })?;
+    json.end()
+        .map_err(|_| ApiError::BadRequest("request body is not valid JSON".to_owned()))?;
+    Ok(value)
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(content_type) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+fn body_rejection(rejection: BytesRejection) -> ApiError {
+    if rejection.status().as_u16() == 413 {
+        ApiError::PayloadTooLarge("request body is too large".to_owned())
+    } else {
+        ApiError::BadRequest(format!(
+            "cannot read request body: {}",
+            rejection.body_text()
+        ))
     }
 }
 
-fn nul_refused(name: &str) -> ApiError {
-    ApiError::BadRequest(format!("{name} must not contain the character U+0000"))
+/// A query string read into `T`. Values arrive as text, so `T`'s fields
+/// parse them (`FromStr`) with [`from_query`].
+#[derive(Debug)]
+pub struct Params<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+            .map_err(|_| ApiError::BadRequest("query string is malformed".to_owned()))?;
+        let pairs = MapDeserializer::<_, ValueError>::new(pairs.into_iter());
+        serde_path_to_error::deserialize(pairs)
+            .map(Self)
+            .map_err(|e| refusal(e.path(), &e.inner().to_string()))
+    }
 }
 
-/// Trims, and refuses blank, overlong or control-character text.
-fn text(name: &str, value: String, max_chars: usize) -> Result<String, ApiError> {
-    let trimmed = value.trim();
-    if trimmed.is_empty() {
-        return Err(ApiError::BadRequest(format!("{name} must not be empty")));
+/// A query value parsed with its type's `FromStr`, whose error is the
+/// refusal ("must be ...").
+///
+/// # Errors
+/// The value's refusal.
+pub fn from_query<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr<Err = String>,
+{
+    let raw: String = serde::Deserialize::deserialize(d)?;
+    raw.parse().map(Some).map_err(serde::de::Error::custom)
+}
+
+/// As [`from_query`], but an empty value means absent (`?status=`).
+///
+/// # Errors
+/// The value's refusal.
+pub fn from_query_or_empty<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr<Err = String>,
+{
+    let raw: String = serde::Deserialize::deserialize(d)?;
+    if raw.is_empty() {
+        return Ok(None);
     }
-    if trimmed.chars().count() > max_chars {
-        return Err(ApiError::BadRequest(format!(
-            "{name} must be at most {max_chars} characters"
-        )));
-    }
-    if trimmed
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+    raw.parse().map(Some).map_err(serde::de::Error::custom)
+}
+
+/// serde's refusal of the value at `path`, in the original's words.
+fn refusal(path: &Path, message: &str) -> ApiError {
+    let at_root = path.iter().next().is_none();
+    let in_list = matches!(path.iter().next_back(), Some(Segment::Seq { .. }));
+    let text = if let Some(field) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'))
     {
-        return Err(ApiError::BadRequest(format!(
-            "{name} must not contain control characters"
-        )));
-    }
-    Ok(trimmed.to_owned())
+        if at_root {
+            format!("{field} is required")
+        } else {
+            format!("{path}.{field} is required")
+        }
+    } else if at_root {
+        "request body must be a JSON object".to_owned()
+    } else if message.starts_with("invalid type: null") && !in_list {
+        format!("{path} is required")
+    } else if let Some((_, expected)) = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+        .and_then(|rest| rest.rsplit_once(", expected "))
+    {
+        format!("{path} must be {expected}")
+    } else if message == BLANK {
+        // A field left blank is missing (the original's rule); a list entry is empty.
+        if in_list {
+            format!("{path} must not be empty")
+        } else {
+            format!("{path} is required")
+        }
+    } else {
+        format!("{path} {message}")
+    };
+    ApiError::BadRequest(text)
 }
 
 impl FromRequestParts<AppState> for Deadline {
@@ -243,62 +209,68 @@ impl FromRequestParts<AppState> for Deadline {
 
 #[cfg(test)]
 mod tests {
+    use serde::Deserialize;
+
     use super::*;
-    use serde_json::json;
+    use crate::domain::{Count, OptionalText, Text, TextList};
 
-    fn object(value: Value) -> JsonObject {
-        match value {
-            Value::Object(map) => JsonObject(map),
-            _ => unreachable!(),
-        }
+    #[derive(Debug, Deserialize)]
+    #[expect(dead_code, reason = "read only through Debug")]
+    struct Example {
+        name: Text<5>,
+        #[serde(default)]
+        note: OptionalText<5>,
+        names: Option<TextList<5>>,
+        limit: Option<Count<1, 10>>,
+    }
+
+    fn message(json: &str) -> String {
+        read_json::<Example>(json.as_bytes())
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
-    fn strings_are_checked_with_the_field_name() {
-        let mut body =
-            object(json!({"a": "  x  ", "b": 5, "c": "", "d": "x\u{0}y", "e": "toolong"}));
-        assert_eq!(body.required_str("a", 10).unwrap(), "x");
+    fn refusals_name_the_field_and_say_what_is_wrong() {
+        assert_eq!(message("{}"), "name is required");
+        assert_eq!(message(r#"{"name": null}"#), "name is required");
+        assert_eq!(message(r#"{"name": "  "}"#), "name is required");
+        assert_eq!(message(r#"{"name": 5}"#), "name must be a string");
         assert_eq!(
-            body.required_str("b", 10).unwrap_err().to_string(),
-            "b must be a string"
-        );
-        assert_eq!(
-            body.required_str("c", 10).unwrap_err().to_string(),
-            "c is required"
-        );
-        assert!(
-            body.required_str("d", 10)
-                .unwrap_err()
-                .to_string()
-                .contains("control")
-        );
-        assert!(
-            body.required_str("e", 3)
-                .unwrap_err()
-                .to_string()
-                .contains("at most 3")
+            message(r#"{"name": "toolong"}"#),
+            "name must be at most 5 characters"
         );
         assert_eq!(
-            body.required_str("zz", 3).unwrap_err().to_string(),
-            "zz is required"
+            message(r#"{"name": "a", "note": 1}"#),
+            "note must be a string"
         );
-    }
-
-    #[test]
-    fn arrays_are_bounded() {
-        let mut body = object(json!({"names": ["a", "b", "c"]}));
-        let err = body
-            .required_str_array("names", 2, 10, |max| {
-                format!("Maximum {max} products per batch")
-            })
-            .unwrap_err();
-        assert_eq!(err.to_string(), "Maximum 2 products per batch");
-        let mut body = object(json!({"names": "a"}));
         assert_eq!(
-            body.required_str_array("names", 2, 10, |_| String::new())
-                .unwrap_err()
-                .to_string(),
+            message(r#"{"name": "a", "names": "x"}"#),
             "names must be an array"
         );
+        assert_eq!(
+            message(r#"{"name": "a", "names": []}"#),
+            "names must not be empty"
+        );
+        assert_eq!(
+            message(r#"{"name": "a", "names": ["b", " "]}"#),
+            "names[1] must not be empty"
+        );
+        assert_eq!(
+            message(r#"{"name": "a", "names": ["b", 2]}"#),
+            "names[1] must be a string"
+        );
+        assert_eq!(
+            message(r#"{"name": "a", "limit": "3"}"#),
+            "limit must be an integer between 1 and 10"
+        );
+        assert_eq!(message("[1]"), "request body must be a JSON object");
+        assert_eq!(message("{"), "request body is not valid JSON");
+        assert_eq!(
+            message(r#"{"name": "a"} x"#),
+            "request body is not valid JSON"
+        );
+        let ok = read_json::<Example>(br#"{"name": " a ", "note": "", "extra": 1}"#).unwrap();
+        assert_eq!(ok.name.as_str(), "a");
     }
 }

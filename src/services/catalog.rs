@@ -8,19 +8,18 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::auth::Caller;
-use crate::clients::gemini::{GeminiCallError, MAX_EMBED_BATCH, TaskType};
+use crate::auth::{Caller, NotAllowed};
+use crate::clients::gemini::{GeminiCallError, MAX_EMBED_BATCH};
 use crate::clients::supabase::{
-    CatalogItem, ItemEmbedding, ItemKey, ItemText, NewItemRow, SearchHit, SupabaseCallError,
-    SupabaseClient,
+    ItemEmbedding, ItemRow, ItemText, SearchHitRow, SupabaseCallError, SupabaseClient,
 };
+use crate::domain::{CatalogItem, ItemDraft, ItemStatus, PageCursor, Role, SearchHit, TaskType};
 use crate::resilience::{CallError, Deadline};
-use crate::services::embeddings::{EmbeddingService, catalog_item_text};
+use crate::services::embeddings::{EmbeddingError, EmbeddingService, catalog_item_text};
+use crate::services::fan_out::{FanOut, TaskFailed};
+use crate::services::membership::MembershipDirectory;
 use crate::services::query_cache::{QueryCacheStatus, QueryEmbeddingCache};
 
 /// Most rows Supabase's PostgREST returns in one answer (`max_rows`, 1,000
@@ -42,15 +41,21 @@ pub enum CatalogError {
     /// The database call failed or was refused.
     #[error(transparent)]
     Database(#[from] SupabaseCallError),
+    /// The caller's role does not allow this.
+    #[error(transparent)]
+    NotAllowed(#[from] NotAllowed),
+    /// A background task failed (a bug).
+    #[error(transparent)]
+    TaskFailed(#[from] TaskFailed),
+    /// The database answered with something that cannot be right.
+    #[error("unexpected database answer: {0}")]
+    Inconsistent(&'static str),
     /// No such item.
     #[error("catalog item not found")]
     NotFound,
     /// The item exists but belongs to another organisation.
     #[error("catalog item belongs to another organisation")]
     OtherOrg,
-    /// The pagination cursor was not one we issued.
-    #[error("cursor is invalid")]
-    InvalidCursor,
     /// A repair of this org is already running.
     #[error("an embedding repair of this organisation is already running")]
     RepairRunning(RepairProgress),
@@ -68,8 +73,8 @@ impl CatalogError {
 pub struct ItemPage {
     /// Newest first.
     pub items: Vec<CatalogItem>,
-    /// Opaque; `None` on the last page.
-    pub next_cursor: Option<String>,
+    /// Where the next page starts; `None` on the last page.
+    pub next_cursor: Option<PageCursor>,
 }
 
 /// What embedding repair found and did.
@@ -111,6 +116,8 @@ pub struct CatalogService {
     embeddings: Arc<EmbeddingService>,
     /// Search queries' embeddings; `None` when `QUERY_CACHE_MB` is 0.
     query_cache: Option<QueryEmbeddingCache>,
+    /// Roles, read fresh before work the service key does for a caller.
+    memberships: Arc<MembershipDirectory>,
     /// Repairs running now, by org: one at a time per org, so two admins
     /// (or one impatient one) never pay Gemini twice for the same items.
     repairs: Mutex<HashMap<Uuid, RepairProgress>>,
@@ -156,16 +163,18 @@ const REPAIR_WRITE_RESERVE: Duration = Duration::from_millis(500);
 
 impl CatalogService {
     /// A service over `supabase`, embedding with `embeddings`, search
-    /// queries through `query_cache` when given.
+    /// queries through `query_cache` when given, checking roles in `memberships`.
     pub fn new(
         supabase: SupabaseClient,
         embeddings: Arc<EmbeddingService>,
         query_cache: Option<QueryEmbeddingCache>,
+        memberships: Arc<MembershipDirectory>,
     ) -> Self {
         Self {
             supabase,
             embeddings,
             query_cache,
+            memberships,
             repairs: Mutex::new(HashMap::new()),
         }
     }
@@ -217,7 +226,7 @@ impl CatalogService {
         if vector.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(self
+        let rows = self
             .supabase
             .search_items(
                 &caller.access_token,
@@ -230,51 +239,54 @@ impl CatalogService {
                 limit,
                 deadline,
             )
-            .await?)
+            .await?;
+        Ok(rows.into_iter().map(SearchHit::from).collect())
     }
 
-    /// A page of the caller's org's items, newest first.
+    /// A page of the caller's org's items, newest first, after `cursor`.
     ///
     /// # Errors
-    /// [`CatalogError::InvalidCursor`], or the database's error.
+    /// The database's error.
     pub async fn list(
         &self,
         caller: &Caller,
-        status: Option<&str>,
+        status: Option<ItemStatus>,
         limit: usize,
-        cursor: Option<&str>,
+        cursor: Option<PageCursor>,
         deadline: Deadline,
     ) -> Result<ItemPage, CatalogError> {
-        let after = cursor.map(decode_cursor).transpose()?;
         // One row more than asked says whether another page exists, unless
         // that would ask past Supabase's `max_rows` cap (1,000 by default):
         // a capped answer would look like the last page. At the cap, a full
         // page gets a cursor, and the page after it may be empty.
         let ask = (limit + 1).min(MAX_ROWS_PER_ANSWER);
-        let mut items = self
+        let mut rows = self
             .supabase
             .list_items(
                 &caller.access_token,
                 caller.org_id,
                 status,
                 ask,
-                after.as_ref(),
+                cursor.as_ref(),
                 deadline,
             )
             .await?;
-        let more = items.len() > limit || (ask == limit && items.len() == limit);
+        let more = rows.len() > limit || (ask == limit && rows.len() == limit);
         let next_cursor = if more {
-            items.truncate(limit);
-            items.last().map(|last| {
-                encode_cursor(&ItemKey {
-                    created_at: last.created_at.clone(),
-                    id: last.id,
+            rows.truncate(limit);
+            rows.last()
+                .map(|last| {
+                    PageCursor::after(&last.created_at, last.id)
+                        .ok_or(CatalogError::Inconsistent("created_at is not a timestamp"))
                 })
-            })
+                .transpose()?
         } else {
             None
         };
-        Ok(ItemPage { items, next_cursor })
+        Ok(ItemPage {
+            items: rows.into_iter().map(CatalogItem::from).collect(),
+            next_cursor,
+        })
     }
 
     /// One item of the caller's org.
@@ -291,7 +303,7 @@ impl CatalogService {
         if let Some(item) = self.supabase.get_item(token, id, deadline).await? {
             // Row-level security already hides other orgs' rows; this is belt and braces.
             if item.org_id == caller.org_id {
-                return Ok(item);
+                return Ok(item.into());
             }
             return Err(CatalogError::OtherOrg);
         }
@@ -303,16 +315,17 @@ impl CatalogService {
     }
 
     /// Embeds the item, then creates item and embedding in one transaction:
-    /// if embedding fails nothing is written.
+    /// if embedding fails nothing is written. Admins only.
     ///
     /// # Errors
-    /// [`CatalogError`] from Gemini or the database.
+    /// [`CatalogError`] from the role check, Gemini or the database.
     pub async fn create(
         &self,
         caller: &Caller,
-        item: &NewItemRow,
+        item: &ItemDraft,
         deadline: Deadline,
     ) -> Result<CatalogItem, CatalogError> {
+        caller.require(Role::Admin)?;
         let text = catalog_item_text(
             &item.name,
             item.category.as_deref(),
@@ -333,7 +346,7 @@ impl CatalogService {
             vector,
             model_version: &model_version,
         };
-        Ok(self
+        let created = self
             .supabase
             .create_item(
                 &caller.access_token,
@@ -343,7 +356,15 @@ impl CatalogService {
                 embedding,
                 deadline,
             )
-            .await?)
+            .await
+            .map_err(CatalogError::from)
+            .inspect_err(|e| {
+                if e.is_refusal() {
+                    // Demoted or removed since their membership was cached.
+                    self.memberships.forget(caller.user_id);
+                }
+            })?;
+        Ok(created.into())
     }
 
     /// Embeds every active item of the caller's org that has no embedding,
@@ -352,12 +373,23 @@ impl CatalogService {
     /// `failed_items`; the other chunks carry on.
     ///
     /// # Errors
-    /// The database's error when the items cannot even be listed.
+    /// [`CatalogError::NotAllowed`] unless the caller is an admin now; the
+    /// database's error when the items cannot even be listed.
     pub async fn repair_embeddings(
         &self,
         caller: &Caller,
         deadline: Deadline,
     ) -> Result<RepairReport, CatalogError> {
+        caller.require(Role::Admin)?;
+        // Repair writes with the service key, which row-level security does
+        // not check: the admin role is read again, not taken from the cache.
+        let current = self
+            .memberships
+            .lookup_fresh(caller.user_id, deadline)
+            .await?;
+        if !current.is_some_and(|m| m.org_id == caller.org_id && m.role == Role::Admin) {
+            return Err(NotAllowed::role(Role::Admin).into());
+        }
         let org = caller.org_id;
         let slot = self.claim_repair(org)?;
         let model = self.embeddings.model_version();
@@ -427,56 +459,50 @@ impl CatalogService {
         report: &mut RepairReport,
         slot: &RepairSlot<'_>,
     ) -> bool {
-        let mut chunks = page
+        let chunks: Vec<Vec<ItemText>> = page
             .chunks(MAX_EMBED_BATCH)
             .map(<[ItemText]>::to_vec)
-            .peekable();
-        let mut running = JoinSet::new();
-        let mut out_of_time = false;
-        loop {
-            while running.len() < REPAIR_CHUNK_CONCURRENCY && chunks.peek().is_some() {
-                if deadline.remaining() < REPAIR_STOP_MARGIN {
-                    out_of_time = true;
-                    break;
-                }
-                let Some(chunk) = chunks.next() else { break };
-                let embeddings = Arc::clone(&self.embeddings);
-                let supabase = self.supabase.clone();
-                let model = model.to_owned();
-                running.spawn(async move {
-                    let ids: Vec<Uuid> = chunk.iter().map(|item| item.id).collect();
-                    let outcome =
-                        repair_chunk(&embeddings, &supabase, org, &model, chunk, deadline).await;
-                    (ids, outcome)
+            .collect();
+        let ids: Vec<Vec<Uuid>> = chunks
+            .iter()
+            .map(|chunk| chunk.iter().map(|item| item.id).collect())
+            .collect();
+        let total = chunks.len();
+        // Lazy: whether to start a chunk is decided when a slot frees.
+        let tasks =
+            chunks
+                .into_iter()
+                .take_while(|_| deadline.remaining() >= REPAIR_STOP_MARGIN)
+                .map(|chunk| {
+                    let embeddings = Arc::clone(&self.embeddings);
+                    let supabase = self.supabase.clone();
+                    let model = model.to_owned();
+                    async move {
+                        repair_chunk(&embeddings, &supabase, org, &model, chunk, deadline).await
+                    }
                 });
-            }
-            let Some(finished) = running.join_next().await else {
-                break;
-            };
-            let (ids, outcome) = match finished {
-                Ok(done) => done,
-                Err(e) => {
-                    // Only a panic gets here, and its ids went with it.
-                    tracing::error!(error = %e, "embedding repair task failed");
-                    continue;
-                }
-            };
-            match outcome {
+        let mut fan_out = FanOut::new(tasks, REPAIR_CHUNK_CONCURRENCY);
+        while let Some((position, outcome)) = fan_out.next().await {
+            let chunk_ids = ids.get(position).map(Vec::as_slice).unwrap_or_default();
+            match outcome
+                .map_err(CatalogError::from)
+                .and_then(|written| written)
+            {
                 Ok(written) => {
                     report.repaired += written.len() as u64;
                     report
                         .failed_items
-                        .extend(ids.into_iter().filter(|id| !written.contains(id)));
+                        .extend(chunk_ids.iter().filter(|id| !written.contains(id)));
                 }
                 Err(error) => {
-                    tracing::warn!(error = %error, items = ids.len(), "embedding repair chunk failed");
-                    report.failed_items.extend(ids);
+                    tracing::warn!(error = %error, items = chunk_ids.len(), "embedding repair chunk failed");
+                    report.failed_items.extend(chunk_ids);
                 }
             }
             report.failed = report.failed_items.len() as u64;
             slot.report(report);
         }
-        !out_of_time
+        fan_out.started() == total
     }
 }
 
@@ -512,50 +538,48 @@ async fn repair_chunk(
         .await?)
 }
 
-fn encode_cursor(key: &ItemKey) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}|{}", key.created_at, key.id))
-}
-
-fn decode_cursor(cursor: &str) -> Result<ItemKey, CatalogError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(cursor)
-        .map_err(|_| CatalogError::InvalidCursor)?;
-    let text = String::from_utf8(bytes).map_err(|_| CatalogError::InvalidCursor)?;
-    let (created_at, id) = text.split_once('|').ok_or(CatalogError::InvalidCursor)?;
-    // The timestamp goes into a PostgREST filter: allow only what one holds.
-    let plausible = !created_at.is_empty()
-        && created_at.len() <= 40
-        && created_at
-            .chars()
-            .all(|c| c.is_ascii_digit() || matches!(c, '-' | ':' | '.' | '+' | 'T' | 'Z' | ' '));
-    if !plausible {
-        return Err(CatalogError::InvalidCursor);
+impl From<ItemRow> for CatalogItem {
+    fn from(row: ItemRow) -> Self {
+        Self {
+            id: row.id,
+            org_id: row.org_id,
+            name: row.name,
+            description: row.description,
+            category: row.category,
+            status: row.status,
+            replacement_item_id: row.replacement_item_id,
+            created_by: row.created_by,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            price: row.price,
+            pricing_type: row.pricing_type,
+            product_url: row.product_url,
+            vendor: row.vendor,
+            sku: row.sku,
+            metadata: row.metadata,
+        }
     }
-    Ok(ItemKey {
-        created_at: created_at.to_owned(),
-        id: id.parse().map_err(|_| CatalogError::InvalidCursor)?,
-    })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl From<SearchHitRow> for SearchHit {
+    fn from(row: SearchHitRow) -> Self {
+        Self {
+            item_id: row.item_id,
+            item_name: row.item_name,
+            item_description: row.item_description,
+            item_category: row.item_category,
+            item_metadata: row.item_metadata,
+            item_status: row.item_status,
+            similarity_score: row.similarity_score,
+        }
+    }
+}
 
-    #[test]
-    fn cursors_round_trip_and_foreign_ones_are_refused() {
-        let key = ItemKey {
-            created_at: "2026-11-28T20:25:11.529865+00:00".into(),
-            id: Uuid::nil(),
-        };
-        assert_eq!(decode_cursor(&encode_cursor(&key)).unwrap(), key);
-        for bad in [
-            "",
-            "not base64!",
-            &URL_SAFE_NO_PAD.encode("2026-01-01|not-a-uuid"),
-            &URL_SAFE_NO_PAD.encode(format!("x\",or(id.gt.0)|{}", Uuid::nil())),
-            &URL_SAFE_NO_PAD.encode(Uuid::nil().to_string()),
-        ] {
-            assert!(decode_cursor(bad).is_err(), "{bad}");
+impl From<EmbeddingError> for CatalogError {
+    fn from(error: EmbeddingError) -> Self {
+        match error {
+            EmbeddingError::Gemini(e) => Self::Gemini(e),
+            EmbeddingError::TaskFailed(e) => Self::TaskFailed(e),
         }
     }
 }

@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
-use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::clients::gemini::{GeminiCallError, GeminiClient, MAX_EMBED_BATCH, TaskType};
+use crate::clients::gemini::{GeminiCallError, GeminiClient, MAX_EMBED_BATCH};
+use crate::domain::TaskType;
 use crate::resilience::{CallError, Deadline, TenantShare};
+use crate::services::fan_out::{FanOut, TaskFailed};
 
 /// Embeds texts.
 #[derive(Debug)]
@@ -38,55 +39,50 @@ impl EmbeddingService {
     /// One vector per text, in order.
     ///
     /// # Errors
-    /// The first chunk's [`GeminiCallError`]; the other chunks are cancelled.
+    /// The first chunk's error; the other chunks are cancelled.
     pub async fn embed(
         &self,
         texts: Vec<String>,
         task_type: TaskType,
         org: Uuid,
         deadline: Deadline,
-    ) -> Result<Vec<Vec<f32>>, GeminiCallError> {
+    ) -> Result<Vec<Vec<f32>>, EmbeddingError> {
         if texts.len() <= MAX_EMBED_BATCH {
-            return embed_chunk(&self.gemini, &self.share, &texts, task_type, org, deadline).await;
+            return Ok(
+                embed_chunk(&self.gemini, &self.share, &texts, task_type, org, deadline).await?,
+            );
         }
         let chunks: Vec<Vec<String>> = texts
             .chunks(MAX_EMBED_BATCH)
             .map(<[String]>::to_vec)
             .collect();
-        let mut results: Vec<Option<Vec<Vec<f32>>>> = vec![None; chunks.len()];
-        let mut pending = chunks.into_iter().enumerate();
-        let mut running = JoinSet::new();
-        loop {
-            while running.len() < self.chunk_concurrency {
-                let Some((index, chunk)) = pending.next() else {
-                    break;
-                };
-                let gemini = self.gemini.clone();
-                let share = Arc::clone(&self.share);
-                running.spawn(async move {
-                    let vectors =
-                        embed_chunk(&gemini, &share, &chunk, task_type, org, deadline).await;
-                    (index, vectors)
-                });
-            }
-            let Some(finished) = running.join_next().await else {
-                break;
-            };
-            match finished {
-                Ok((index, Ok(vectors))) => results[index] = Some(vectors),
-                // Returning drops `running`, which cancels the other chunks.
-                Ok((_, Err(e))) => return Err(e),
-                Err(e) => {
-                    return Err(GeminiCallError::Upstream(
-                        crate::clients::gemini::GeminiError::Decode(format!(
-                            "embedding task failed: {e}"
-                        )),
-                    ));
-                }
+        let mut results: Vec<Vec<Vec<f32>>> = vec![Vec::new(); chunks.len()];
+        let tasks = chunks.into_iter().map(|chunk| {
+            let gemini = self.gemini.clone();
+            let share = Arc::clone(&self.share);
+            async move { embed_chunk(&gemini, &share, &chunk, task_type, org, deadline).await }
+        });
+        // Returning early drops the fan-out, which cancels the other chunks.
+        let mut fan_out = FanOut::new(tasks, self.chunk_concurrency);
+        while let Some((position, outcome)) = fan_out.next().await {
+            let vectors = outcome??;
+            if let Some(slot) = results.get_mut(position) {
+                *slot = vectors;
             }
         }
-        Ok(results.into_iter().flatten().flatten().collect())
+        Ok(results.into_iter().flatten().collect())
     }
+}
+
+/// Why texts could not be embedded.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EmbeddingError {
+    /// Gemini failed or could not be reached (after retries).
+    #[error(transparent)]
+    Gemini(#[from] GeminiCallError),
+    /// A chunk's task panicked.
+    #[error(transparent)]
+    TaskFailed(#[from] TaskFailed),
 }
 
 /// One `batchEmbedContents` call, holding one of the org's slots.

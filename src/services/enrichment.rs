@@ -9,42 +9,28 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
-use utoipa::ToSchema;
-use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
 use uuid::Uuid;
 
 use crate::clients::gemini::{GeminiCallError, GeminiClient, GeminiError, StructuredPrompt};
+use crate::domain::{Confidence, PricingType};
 use crate::resilience::{CallError, Deadline, TenantShare};
+use crate::services::fan_out::FanOut;
 
-/// Longest product name accepted.
-pub const MAX_PRODUCT_NAME_CHARS: usize = 500;
-/// Longest category hint accepted (the catalog's own category limit).
-pub const MAX_CATEGORY_CHARS: usize = 100;
-/// Longest additional context accepted.
-pub const MAX_CONTEXT_CHARS: usize = 2_000;
-
-/// What to enrich: the body of `POST /api/products/enrich`.
-// Its OpenAPI schema states the limits above; the API tests hold the two to
-// each other.
-#[derive(Debug, Clone, ToSchema)]
+/// What to enrich: a product name and optional hints.
+#[derive(Debug, Clone)]
 pub struct EnrichmentRequest {
     /// The product name as the user wrote it.
-    #[schema(min_length = 1, max_length = 500)]
     pub product_name: String,
     /// A category hint.
-    #[schema(max_length = 100)]
     pub category: Option<String>,
     /// Extra context for disambiguation.
-    #[schema(max_length = 2000)]
     pub additional_context: Option<String>,
 }
 
 /// Structured product data, in the original service's shape.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Enrichment {
     /// Standardised product name.
     pub name: String,
@@ -57,18 +43,15 @@ pub struct Enrichment {
     /// Price in USD, when known.
     pub price: Option<f64>,
     /// How the price is charged, when known.
-    #[schema(schema_with = pricing_type_schema)]
-    pub pricing_type: Option<&'static str>,
+    pub pricing_type: Option<PricingType>,
     /// Official product page, when known.
     pub product_url: Option<String>,
     /// SKU or model number, when known.
     pub sku: Option<String>,
     /// Brand, specs, features.
-    #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
     /// How sure the model is that it knows this exact product.
-    #[schema(schema_with = confidence_schema)]
-    pub confidence: &'static str,
+    pub confidence: Confidence,
 }
 
 /// Why a product could not be enriched.
@@ -80,6 +63,9 @@ pub enum EnrichmentError {
     /// Gemini answered twice with output we cannot use.
     #[error("unusable model output after a repair attempt: {0}")]
     Unusable(String),
+    /// The enrichment's task panicked (a bug).
+    #[error(transparent)]
+    TaskFailed(crate::services::fan_out::TaskFailed),
 }
 
 impl EnrichmentError {
@@ -87,6 +73,7 @@ impl EnrichmentError {
     pub fn client_message(&self) -> &'static str {
         match self {
             Self::Unusable(_) => "Gemini returned unusable product data",
+            Self::TaskFailed(_) => "enrichment did not complete",
             Self::Gemini(CallError::CircuitOpen { .. } | CallError::RetryBudgetSpent { .. }) => {
                 "Gemini is temporarily unavailable"
             }
@@ -99,9 +86,6 @@ impl EnrichmentError {
     }
 }
 
-/// The original's pricing types, shared by enrichment output and catalog items.
-pub const PRICING_TYPES: [&str; 4] = ["one_time", "monthly", "yearly", "usage_based"];
-const CONFIDENCE: [&str; 3] = ["high", "medium", "low"];
 const REQUIRED: [&str; 5] = ["name", "description", "category", "vendor", "confidence"];
 
 const SYSTEM_INSTRUCTION: &str = "You are a procurement catalog assistant. From a product name \
@@ -111,26 +95,10 @@ it is clear and current. The description is one or two sentences on what the pro
 key features. metadata holds brand, specifications, warranty and key features. confidence is high \
 only when you recognise the exact product.";
 
-/// `confidence` in the OpenAPI document: the values [`validate`] lets through.
-fn confidence_schema() -> Object {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(CONFIDENCE))
-        .build()
-}
-
-/// `pricing_type` in the OpenAPI document: one of [`PRICING_TYPES`] or null.
-fn pricing_type_schema() -> Object {
-    ObjectBuilder::new()
-        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
-        .enum_values(Some(pricing_types_or_null()))
-        .build()
-}
-
 fn pricing_types_or_null() -> Vec<Value> {
-    PRICING_TYPES
+    PricingType::ALL
         .iter()
-        .map(|t| json!(t))
+        .map(|t| json!(t.as_str()))
         .chain([Value::Null])
         .collect()
 }
@@ -149,7 +117,7 @@ fn response_schema() -> Value {
             "product_url": {"type": ["string", "null"], "description": "Official product page"},
             "sku": {"type": ["string", "null"], "description": "SKU, model number or product code"},
             "metadata": {"type": "object", "description": "brand, specifications, warranty, key features"},
-            "confidence": {"type": "string", "enum": CONFIDENCE}
+            "confidence": {"type": "string", "enum": Confidence::ALL}
         },
         "required": REQUIRED,
     })
@@ -274,40 +242,34 @@ impl EnrichmentService {
             entry.push(index);
         }
 
-        let mut pending = distinct.into_iter();
-        let mut running = JoinSet::new();
-        loop {
-            while running.len() < self.batch_concurrency {
-                let Some((key, name)) = pending.next() else {
-                    break;
+        let keys: Vec<String> = distinct.iter().map(|(key, _)| key.clone()).collect();
+        let tasks = distinct.into_iter().map(|(_, name)| {
+            let service = Arc::clone(&self);
+            async move {
+                let request = EnrichmentRequest {
+                    product_name: name,
+                    category: None,
+                    additional_context: None,
                 };
-                let service = Arc::clone(&self);
-                running.spawn(async move {
-                    let request = EnrichmentRequest {
-                        product_name: name,
-                        category: None,
-                        additional_context: None,
-                    };
-                    (key, service.enrich(&request, org, deadline).await)
-                });
+                service.enrich(&request, org, deadline).await
             }
+        });
+        let mut fan_out = FanOut::new(tasks, self.batch_concurrency);
+        loop {
             let finished = tokio::select! {
-                // The receiver is gone: dropping `running` aborts the calls in flight.
+                // The receiver is gone: dropping the fan-out aborts the calls in flight.
                 () = tx.closed() => return,
-                finished = running.join_next() => finished,
+                finished = fan_out.next() => finished,
             };
-            let Some(finished) = finished else {
+            let Some((position, outcome)) = finished else {
                 return;
             };
-            let (key, outcome) = match finished {
-                Ok(done) => done,
-                Err(e) => {
-                    tracing::error!(error = %e, "enrichment task failed");
-                    continue;
-                }
+            let outcome = match outcome {
+                Ok(outcome) => outcome.map_err(Arc::new),
+                Err(failed) => Err(Arc::new(EnrichmentError::TaskFailed(failed))),
             };
-            let outcome = outcome.map_err(Arc::new);
-            for &index in positions.get(&key).into_iter().flatten() {
+            let key = keys.get(position).map(String::as_str).unwrap_or_default();
+            for &index in positions.get(key).into_iter().flatten() {
                 let item = BatchItem {
                     index,
                     product_name: names[index].clone(),
@@ -370,13 +332,10 @@ fn validate(value: &Value) -> Result<Enrichment, String> {
             .map(str::to_owned)
     };
     let confidence = text("confidence")?.to_lowercase();
-    let confidence = CONFIDENCE
-        .into_iter()
-        .find(|c| *c == confidence)
-        .ok_or_else(|| format!("confidence `{confidence}` is not high, medium or low"))?;
-    let pricing_type = optional_text("pricing_type")
-        .map(|p| p.to_lowercase())
-        .and_then(|p| PRICING_TYPES.into_iter().find(|t| *t == p));
+    let confidence = Confidence::parse(&confidence)
+        .ok_or_else(|| format!("confidence `{confidence}` {}", Confidence::expected()))?;
+    let pricing_type =
+        optional_text("pricing_type").and_then(|p| PricingType::parse(&p.to_lowercase()));
     let price = value
         .get("price")
         .and_then(Value::as_f64)
@@ -430,9 +389,9 @@ mod tests {
             "product_url": "ftp://nope", "sku": " ", "metadata": "not an object"
         });
         let e = validate(&good).unwrap();
-        assert_eq!(e.confidence, "high");
+        assert_eq!(e.confidence, Confidence::High);
         assert_eq!(e.price, Some(1000.0));
-        assert_eq!(e.pricing_type, Some("monthly"));
+        assert_eq!(e.pricing_type, Some(PricingType::Monthly));
         assert_eq!(e.product_url, None);
         assert_eq!(e.sku, None);
         assert!(e.metadata.is_empty());

@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod embeddings;
 pub mod enrichment;
+pub mod fan_out;
 pub mod membership;
 pub mod query_cache;
 pub mod readiness;

@@ -15,9 +15,9 @@ use std::time::Duration;
 use moka::future::Cache;
 use uuid::Uuid;
 
-use crate::clients::gemini::{GeminiCallError, TaskType};
+use crate::domain::TaskType;
 use crate::resilience::Deadline;
-use crate::services::embeddings::EmbeddingService;
+use crate::services::embeddings::{EmbeddingError, EmbeddingService};
 
 /// Bytes an entry costs beyond its vector and key text (moka's own
 /// bookkeeping, the `Arc`, the hash-table slot), as an estimate.
@@ -70,13 +70,13 @@ impl QueryEmbeddingCache {
     /// concurrent caller that asked for the same query.
     ///
     /// # Errors
-    /// The Gemini call's error when the query was not cached.
+    /// The embedding's error when the query was not cached.
     pub async fn embed_query(
         &self,
         query: &str,
         org: Uuid,
         deadline: Deadline,
-    ) -> Result<Arc<Vec<f32>>, GeminiCallError> {
+    ) -> Result<Arc<Vec<f32>>, EmbeddingError> {
         let text = normalise(query);
         let key = format!(
             "{}\u{1f}{}\u{1f}{:?}\u{1f}{text}",
@@ -92,7 +92,7 @@ impl QueryEmbeddingCache {
                 let mut vectors = embeddings
                     .embed(vec![text], TaskType::RetrievalQuery, org, deadline)
                     .await?;
-                Ok(Arc::new(vectors.pop().unwrap_or_default()))
+                Ok::<_, EmbeddingError>(Arc::new(vectors.pop().unwrap_or_default()))
             })
             .await
             .map_err(Arc::unwrap_or_clone)?;

@@ -5,10 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use catalogai::clients::gemini::{
-    GeminiCallError, GeminiClient, GeminiError, StructuredPrompt, TaskType,
-};
+use catalogai::clients::gemini::{GeminiCallError, GeminiClient, GeminiError, StructuredPrompt};
 use catalogai::config::Settings;
+use catalogai::domain::TaskType;
 use catalogai::resilience::{CallError, Deadline, Dependency};
 use gemini_emulator::{Emulator, EmulatorConfig, Fault, FaultRule, Faults, Quota};
 use serde_json::{Value, json};

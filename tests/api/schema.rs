@@ -12,7 +12,7 @@ use uuid::Uuid;
 /// Keywords that describe and never constrain.
 const ANNOTATIONS: [&str; 5] = ["description", "title", "examples", "default", "deprecated"];
 /// Keywords the checker enforces.
-const CONSTRAINTS: [&str; 16] = [
+const CONSTRAINTS: [&str; 21] = [
     "$ref",
     "type",
     "properties",
@@ -21,6 +21,11 @@ const CONSTRAINTS: [&str; 16] = [
     "enum",
     "allOf",
     "oneOf",
+    "anyOf",
+    "pattern",
+    "maxProperties",
+    "propertyNames",
+    "additionalProperties",
     "minimum",
     "maximum",
     "minLength",
@@ -95,7 +100,8 @@ impl OpenApiDocument {
         for (keyword, constraint) in schema {
             self.keyword(value, keyword, constraint, at)?;
         }
-        if !in_all_of && value.is_object() {
+        // Undeclared properties are an error unless the schema allows any.
+        if !in_all_of && value.is_object() && !schema.contains_key("additionalProperties") {
             let declared = self.declared_properties(schema)?;
             if let Some(object) = value.as_object() {
                 if !declared.is_empty() {
@@ -195,6 +201,49 @@ impl OpenApiDocument {
                     ))
                 }
             }
+            "anyOf" => {
+                if branches(constraint).any(|branch| self.check(value, branch, at, false).is_ok()) {
+                    Ok(())
+                } else {
+                    fail(format!("matches none of anyOf {constraint}"))
+                }
+            }
+            "pattern" => {
+                let Some(text) = value.as_str() else {
+                    return Ok(());
+                };
+                let pattern = constraint.as_str().unwrap_or_default();
+                let regex = regex::Regex::new(pattern)
+                    .map_err(|e| format!("{at}: pattern {pattern} does not compile: {e}"))?;
+                if regex.is_match(text) {
+                    Ok(())
+                } else {
+                    fail(format!("does not match {pattern}"))
+                }
+            }
+            "maxProperties" => match (value.as_object(), constraint.as_u64()) {
+                (Some(object), Some(max)) if object.len() as u64 > max => {
+                    fail(format!("more than {max} properties"))
+                }
+                _ => Ok(()),
+            },
+            "propertyNames" => {
+                for key in value.as_object().into_iter().flat_map(Map::keys) {
+                    self.check(
+                        &Value::from(key.as_str()),
+                        constraint,
+                        &format!("{at} key {key}"),
+                        false,
+                    )?;
+                }
+                Ok(())
+            }
+            "additionalProperties" => {
+                for (key, field) in value.as_object().into_iter().flatten() {
+                    self.check(field, constraint, &format!("{at}.{key}"), false)?;
+                }
+                Ok(())
+            }
             "minimum" | "maximum" | "minLength" | "maxLength" | "minItems" | "maxItems" => {
                 // What the bound applies to: the number, the length in
                 // characters, or the number of items.
@@ -257,8 +306,8 @@ impl OpenApiDocument {
                         .into_iter()
                         .flatten()
                         .for_each(|(_, v)| walk(v, out)),
-                    "items" => walk(value, out),
-                    "allOf" | "oneOf" => branches(value).for_each(|v| walk(v, out)),
+                    "items" | "propertyNames" | "additionalProperties" => walk(value, out),
+                    "allOf" | "oneOf" | "anyOf" => branches(value).for_each(|v| walk(v, out)),
                     _ => {}
                 }
             }
@@ -419,14 +468,18 @@ mod tests {
     #[test]
     fn unknown_keywords_fail_instead_of_passing() {
         let error = document()
+            .validate(&json!("x"), &json!({"contentEncoding": "base64"}))
+            .unwrap_err();
+        assert!(
+            error.contains("does not know keyword contentEncoding"),
+            "{error}"
+        );
+        let mut doc = document();
+        doc.doc["components"]["schemas"]["Item"]["properties"]["name"]["if"] = json!({});
+        assert_eq!(doc.unknown_keywords(), BTreeSet::from(["if".to_owned()]));
+        let error = document()
             .validate(&json!("x"), &json!({"pattern": "^y$"}))
             .unwrap_err();
-        assert!(error.contains("does not know keyword pattern"), "{error}");
-        let mut doc = document();
-        doc.doc["components"]["schemas"]["Item"]["properties"]["name"]["pattern"] = json!("^a");
-        assert_eq!(
-            doc.unknown_keywords(),
-            BTreeSet::from(["pattern".to_owned()])
-        );
+        assert!(error.contains("does not match"), "{error}");
     }
 }

@@ -18,6 +18,7 @@ use reqwest::Url;
 use serde_json::Value;
 
 use crate::config::{GeminiSettings, Secret};
+use crate::domain::TaskType;
 use crate::resilience::{BreakerState, Deadline, Dependency};
 
 /// API version used for every call; `v1beta` carries structured output and batch embeddings.
@@ -26,24 +27,6 @@ const API_VERSION: &str = "v1beta";
 pub const MAX_EMBED_BATCH: usize = 100;
 /// Cap on generated tokens per call (thinking included), bounding cost and latency.
 const MAX_OUTPUT_TOKENS: u32 = 4096;
-
-/// How an embedding will be used; Gemini tunes the vector to it.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
-)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum TaskType {
-    /// Text stored to be found (catalog items).
-    RetrievalDocument,
-    /// A search query.
-    RetrievalQuery,
-    /// Comparing texts with each other.
-    SemanticSimilarity,
-    /// Classification features.
-    Classification,
-    /// Clustering features.
-    Clustering,
-}
 
 /// A prompt for structured generation.
 #[derive(Debug, Clone)]

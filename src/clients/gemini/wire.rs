@@ -7,7 +7,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{GeminiError, StructuredPrompt, TaskType};
+use super::{GeminiError, StructuredPrompt};
+use crate::domain::TaskType;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct ListModelsResponse {

@@ -3,115 +3,67 @@
 //! row-level security decides; the service key is used only for embedding
 //! repair (coverage, the items to embed, and one bulk write per chunk).
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value, json};
-use utoipa::ToSchema;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{SupabaseCallError, SupabaseClient};
+use crate::domain::{ItemDraft, ItemStatus, PageCursor, PricingType};
 use crate::resilience::Deadline;
 
-/// A catalog item, in the original service's shape.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct CatalogItem {
+/// A `catalog_items` row.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ItemRow {
     pub id: Uuid,
     pub org_id: Uuid,
     pub name: String,
     pub description: Option<String>,
     pub category: Option<String>,
-    pub status: String,
+    pub status: ItemStatus,
     #[serde(default)]
     pub replacement_item_id: Option<Uuid>,
     pub created_by: Uuid,
-    /// ISO 8601 with exactly six fractional digits.
-    // Normalised by `timestamp`; the keyset cursor carries it verbatim, so no
-    // precision is lost between pages.
+    /// Normalised by `timestamp`, so an item reads the same whichever path
+    /// it came by.
     #[serde(deserialize_with = "timestamp")]
-    #[schema(format = DateTime)]
     pub created_at: String,
     #[serde(deserialize_with = "timestamp")]
-    #[schema(format = DateTime)]
     pub updated_at: String,
     pub price: Option<f64>,
-    pub pricing_type: Option<String>,
+    pub pricing_type: Option<PricingType>,
     pub product_url: Option<String>,
     pub vendor: Option<String>,
     pub sku: Option<String>,
-    /// Carried as the database wrote it, never re-parsed: any JSON Postgres
-    /// stored (a 309-digit number, say) reads back.
+    /// Carried as the database wrote it, never re-parsed.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
     pub metadata: Option<Box<RawValue>>,
 }
 
-/// One semantic search result, as `search_catalog_items` returns it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct SearchHit {
+/// A row of `search_catalog_items`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct SearchHitRow {
     pub item_id: Uuid,
     pub item_name: String,
     pub item_description: Option<String>,
     pub item_category: Option<String>,
-    /// As stored, never re-parsed (see [`CatalogItem::metadata`]).
-    #[schema(value_type = Option<Object>)]
     pub item_metadata: Option<Box<RawValue>>,
-    pub item_status: String,
+    pub item_status: ItemStatus,
     pub similarity_score: f64,
-}
-
-/// Where a page of items ends, in the list order (newest first, then id).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ItemKey {
-    /// `created_at` exactly as PostgREST returned it.
-    pub created_at: String,
-    pub id: Uuid,
 }
 
 /// An item's text fields, for embedding.
 #[derive(Debug, Clone, Deserialize)]
-pub struct ItemText {
+pub(crate) struct ItemText {
     pub id: Uuid,
     pub name: String,
     pub description: Option<String>,
     pub category: Option<String>,
 }
 
-/// A new catalog item: the body of `POST /api/catalog/items`.
-// Validated in `http::routes::catalog` with the limits stated here, then
-// passed to `create_catalog_item_with_embedding` as is.
-#[derive(Debug, Clone, Default, ToSchema)]
-#[schema(as = NewCatalogItem)]
-pub struct NewItemRow {
-    #[schema(min_length = 1, max_length = 255)]
-    pub name: String,
-    #[schema(max_length = 10000)]
-    pub description: Option<String>,
-    #[schema(max_length = 100)]
-    pub category: Option<String>,
-    /// `active` (the default) or `deprecated`.
-    #[schema(max_length = 32)]
-    pub status: Option<String>,
-    /// Rounded to cents.
-    #[schema(minimum = 0, maximum = 10000000)]
-    pub price: Option<f64>,
-    /// `one_time`, `monthly`, `yearly` or `usage_based`.
-    #[schema(max_length = 32)]
-    pub pricing_type: Option<String>,
-    /// An `http://` or `https://` URL.
-    #[schema(max_length = 2048)]
-    pub product_url: Option<String>,
-    #[schema(max_length = 255)]
-    pub vendor: Option<String>,
-    #[schema(max_length = 100)]
-    pub sku: Option<String>,
-    /// At most 50 keys and 64 KiB.
-    #[schema(value_type = Option<Object>)]
-    pub metadata: Map<String, Value>,
-}
-
 /// An embedding and the model that made it (`models/...`).
 #[derive(Debug, Clone, Copy)]
-pub struct ItemEmbedding<'a> {
+pub(crate) struct ItemEmbedding<'a> {
     pub vector: &'a [f32],
     pub model_version: &'a str,
 }
@@ -182,7 +134,7 @@ impl SupabaseClient {
     ///
     /// # Errors
     /// [`SupabaseCallError`] when the call fails after retries.
-    pub async fn search_items(
+    pub(crate) async fn search_items(
         &self,
         token: &str,
         org_id: Uuid,
@@ -190,7 +142,7 @@ impl SupabaseClient {
         threshold: f64,
         limit: u32,
         deadline: Deadline,
-    ) -> Result<Vec<SearchHit>, SupabaseCallError> {
+    ) -> Result<Vec<SearchHitRow>, SupabaseCallError> {
         // The five-argument overload: only vectors by the query's model.
         let params = json!({
             "query_embedding": vector_literal(embedding.vector),
@@ -210,15 +162,15 @@ impl SupabaseClient {
     ///
     /// # Errors
     /// [`SupabaseCallError`] when the call fails after retries.
-    pub async fn list_items(
+    pub(crate) async fn list_items(
         &self,
         token: &str,
         org_id: Uuid,
-        status: Option<&str>,
+        status: Option<ItemStatus>,
         limit: usize,
-        after: Option<&ItemKey>,
+        after: Option<&PageCursor>,
         deadline: Deadline,
-    ) -> Result<Vec<CatalogItem>, SupabaseCallError> {
+    ) -> Result<Vec<ItemRow>, SupabaseCallError> {
         self.policy
             .call(deadline, || {
                 let mut request = self
@@ -228,13 +180,13 @@ impl SupabaseClient {
                     .order("created_at.desc,id.desc")
                     .limit(limit);
                 if let Some(status) = status {
-                    request = request.eq("status", status);
+                    request = request.eq("status", status.as_str());
                 }
                 if let Some(key) = after {
                     // Quoted: a timestamp holds `.`, `:` and `+`.
                     request = request.or(format!(
                         "created_at.lt.\"{t}\",and(created_at.eq.\"{t}\",id.lt.{id})",
-                        t = key.created_at,
+                        t = key.created_at(),
                         id = key.id
                     ));
                 }
@@ -247,13 +199,13 @@ impl SupabaseClient {
     ///
     /// # Errors
     /// [`SupabaseCallError`] when the call fails after retries.
-    pub async fn get_item(
+    pub(crate) async fn get_item(
         &self,
         token: &str,
         id: Uuid,
         deadline: Deadline,
-    ) -> Result<Option<CatalogItem>, SupabaseCallError> {
-        let rows: Vec<CatalogItem> = self
+    ) -> Result<Option<ItemRow>, SupabaseCallError> {
+        let rows: Vec<ItemRow> = self
             .policy
             .call(deadline, || {
                 self.execute(
@@ -274,7 +226,7 @@ impl SupabaseClient {
     ///
     /// # Errors
     /// [`SupabaseCallError`] when the call fails after retries.
-    pub async fn item_exists(
+    pub(crate) async fn item_exists(
         &self,
         id: Uuid,
         deadline: Deadline,
@@ -292,28 +244,28 @@ impl SupabaseClient {
     ///
     /// # Errors
     /// [`SupabaseCallError`]; nothing is written when it fails.
-    pub async fn create_item(
+    pub(crate) async fn create_item(
         &self,
         token: &str,
         org_id: Uuid,
         created_by: Uuid,
-        item: &NewItemRow,
+        item: &ItemDraft,
         embedding: ItemEmbedding<'_>,
         deadline: Deadline,
-    ) -> Result<CatalogItem, SupabaseCallError> {
+    ) -> Result<ItemRow, SupabaseCallError> {
         let params = rpc_params(json!({
             "p_org_id": org_id,
             "p_name": item.name,
             "p_description": item.description,
             "p_category": item.category,
             "p_created_by": created_by,
-            "p_status": item.status.as_deref().unwrap_or("active"),
+            "p_status": item.status,
             "p_price": item.price,
             "p_pricing_type": item.pricing_type,
-            "p_product_url": item.product_url,
+            "p_product_url": item.product_url.as_ref().map(|url| url.as_str()),
             "p_vendor": item.vendor,
             "p_sku": item.sku,
-            "p_metadata": item.metadata,
+            "p_metadata": item.metadata.as_map(),
             "p_embedding": vector_literal(embedding.vector),
             "p_model_version": embedding.model_version,
         }));
@@ -329,7 +281,7 @@ impl SupabaseClient {
     ///
     /// # Errors
     /// [`SupabaseCallError`] when the call fails after retries.
-    pub async fn embedding_coverage(
+    pub(crate) async fn embedding_coverage(
         &self,
         org_id: Uuid,
         model_version: &str,
@@ -352,7 +304,7 @@ impl SupabaseClient {
     ///
     /// # Errors
     /// [`SupabaseCallError`] when the call fails after retries.
-    pub async fn items_needing_embedding(
+    pub(crate) async fn items_needing_embedding(
         &self,
         org_id: Uuid,
         model_version: &str,
@@ -378,7 +330,7 @@ impl SupabaseClient {
     ///
     /// # Errors
     /// [`SupabaseCallError`] when the call fails after retries.
-    pub async fn save_embeddings(
+    pub(crate) async fn save_embeddings(
         &self,
         org_id: Uuid,
         model_version: &str,

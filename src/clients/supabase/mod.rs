@@ -8,7 +8,7 @@
 mod catalog;
 mod error;
 
-pub use catalog::{CatalogItem, ItemEmbedding, ItemKey, ItemText, NewItemRow, SearchHit};
+pub(crate) use catalog::{ItemEmbedding, ItemRow, ItemText, SearchHitRow};
 pub use error::{SupabaseCallError, SupabaseError};
 
 use std::sync::Arc;
@@ -19,8 +19,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::auth::Role;
 use crate::config::{ApiKey, ApiKeyKind, SupabaseSettings};
+use crate::domain::Role;
 use crate::resilience::{BreakerState, Deadline, Dependency};
 
 /// A handle to the project's PostgREST API; cheap to clone.

@@ -6,7 +6,8 @@ use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
-use crate::auth::{Caller, Role};
+use crate::auth::Caller;
+use crate::domain::Role;
 use crate::state::AppState;
 
 /// Routes of this module.

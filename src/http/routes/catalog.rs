@@ -1,31 +1,30 @@
 //! The catalog: `POST /api/catalog/search`, `GET /api/catalog/items`,
 //! `GET /api/catalog/items/{id}`, `POST /api/catalog/items` (admins) and
-//! `POST /api/admin/embeddings/check` (admins). Input is checked here with the
-//! original's rules; the work is in `services::catalog`.
+//! `POST /api/admin/embeddings/check` (admins). Requests deserialize into
+//! the types below; the work is in `services::catalog`.
 
-use std::collections::HashMap;
-
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
-use crate::auth::{Caller, Role};
-use crate::clients::supabase::{CatalogItem, NewItemRow, SearchHit};
+use crate::auth::Caller;
+use crate::domain::{
+    CatalogItem, Count, ItemDraft, ItemStatus, Metadata, OptionalProductUrl, OptionalText,
+    PageCursor, Price, PricingType, SearchHit, Text, Threshold,
+};
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::http::extract::JsonObject;
+use crate::http::extract::{JsonBody, Params, from_query, from_query_or_empty};
 use crate::resilience::Deadline;
-use crate::services::catalog::{CatalogError, RepairReport};
-use crate::services::enrichment::PRICING_TYPES;
+use crate::services::catalog::{RepairProgress, RepairReport};
 use crate::state::AppState;
 
 /// Longest search query accepted.
 pub const MAX_QUERY_CHARS: usize = 1_000;
-const STATUSES: [&str; 2] = ["active", "deprecated"];
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
@@ -38,37 +37,76 @@ pub fn router() -> Router<AppState> {
 
 /// This module's part of the OpenAPI document.
 #[derive(OpenApi)]
-#[openapi(paths(search, list_items, get_item, create_item, repair_embeddings))]
+#[openapi(
+    paths(search, list_items, get_item, create_item, repair_embeddings),
+    components(schemas(RepairProgress))
+)]
 pub struct Api;
 
 /// Body of a `POST /api/catalog/search` request.
-#[derive(Debug, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct SearchRequest {
     /// What to look for, in natural language.
-    #[schema(min_length = 1, max_length = 1000)]
-    query: String,
+    query: Text<{ MAX_QUERY_CHARS }>,
     /// Lowest cosine similarity returned; 0.3 when absent.
-    #[schema(minimum = 0, maximum = 1)]
-    threshold: Option<f64>,
+    threshold: Option<Threshold>,
     /// Most results returned; 10 when absent.
-    #[schema(minimum = 1, maximum = 100)]
-    limit: Option<u32>,
+    limit: Option<Count<1, 100>>,
 }
 
 /// Body of a `POST /api/catalog/search` answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SearchResponse {
     /// Most similar first.
-    results: Vec<SearchHit>,
+    results: Vec<SearchHitBody>,
+}
+
+/// One search result, as the original's `search_catalog_items` returned it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchHitBody {
+    item_id: Uuid,
+    item_name: String,
+    item_description: Option<String>,
+    item_category: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    item_metadata: Option<Box<RawValue>>,
+    item_status: ItemStatus,
+    similarity_score: f64,
+}
+
+/// A catalog item, in the original service's shape.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ItemBody {
+    id: Uuid,
+    org_id: Uuid,
+    name: String,
+    description: Option<String>,
+    category: Option<String>,
+    status: ItemStatus,
+    replacement_item_id: Option<Uuid>,
+    created_by: Uuid,
+    /// ISO 8601 with exactly six fractional digits.
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+    price: Option<f64>,
+    pricing_type: Option<PricingType>,
+    product_url: Option<String>,
+    vendor: Option<String>,
+    sku: Option<String>,
+    /// As stored, never re-parsed.
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Box<RawValue>>,
 }
 
 /// Body of `GET /api/catalog/items`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ItemList {
     /// Newest first.
-    items: Vec<CatalogItem>,
+    items: Vec<ItemBody>,
     /// Pass as `cursor` for the next page; null on the last page.
-    next_cursor: Option<String>,
+    next_cursor: Option<PageCursor>,
 }
 
 /// Items of the caller's organisation closest in meaning to a query.
@@ -83,78 +121,57 @@ async fn search(
     State(state): State<AppState>,
     caller: Caller,
     deadline: Deadline,
-    mut body: JsonObject,
+    JsonBody(request): JsonBody<SearchRequest>,
 ) -> Result<Json<SearchResponse>, ApiError> {
-    let request = SearchRequest::read(&mut body)?;
-    let results = state
+    let hits = state
         .catalog
         .search(
             &caller,
-            request.query,
-            request.threshold.unwrap_or(0.3),
-            request.limit.unwrap_or(10),
+            request.query.into_string(),
+            request.threshold.unwrap_or_default().get(),
+            request.limit.map_or(10, Count::get),
             deadline,
         )
         .await?;
-    Ok(Json(SearchResponse { results }))
-}
-
-impl SearchRequest {
-    fn read(body: &mut JsonObject) -> Result<Self, ApiError> {
-        Ok(Self {
-            query: body.required_str("query", MAX_QUERY_CHARS)?,
-            threshold: body.optional_number("threshold", 0.0, 1.0)?,
-            limit: body
-                .optional_integer("limit", 1, 100)?
-                .and_then(|n| u32::try_from(n).ok()),
-        })
-    }
+    Ok(Json(SearchResponse {
+        results: hits.into_iter().map(SearchHitBody::from).collect(),
+    }))
 }
 
 /// Query of `GET /api/catalog/items`.
-#[derive(Debug, IntoParams)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// `active` or `deprecated`; every status when absent.
-    status: Option<String>,
+    /// `active` or `deprecated`; every status when absent or empty (as
+    /// the original read `?status=`).
+    #[serde(default, deserialize_with = "from_query_or_empty")]
+    #[param(schema_with = status_filter_schema)]
+    status: Option<ItemStatus>,
     /// Items per page, 1 to 1,000; 100 when absent.
-    #[param(minimum = 1, maximum = 1000)]
-    limit: Option<usize>,
-    /// `next_cursor` of the previous page.
-    cursor: Option<String>,
+    #[serde(default, deserialize_with = "from_query")]
+    #[param(inline)]
+    limit: Option<Count<1, 1000>>,
+    /// `next_cursor` of the previous page; the first page when absent or empty.
+    #[serde(default, deserialize_with = "from_query_or_empty")]
+    #[param(schema_with = cursor_param_schema)]
+    cursor: Option<PageCursor>,
 }
 
-impl ListQuery {
-    fn read(params: &HashMap<String, String>) -> Result<Self, ApiError> {
-        let status = match params.get("status").map(String::as_str) {
-            None | Some("") => None,
-            Some(s) if STATUSES.contains(&s) => Some(s.to_owned()),
-            Some(_) => {
-                return Err(ApiError::BadRequest(
-                    "status must be active or deprecated".to_owned(),
-                ));
-            }
-        };
-        let limit = match params.get("limit") {
-            None => None,
-            Some(raw) => Some(
-                raw.parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::BadRequest(
-                            "limit must be an integer between 1 and 1000".to_owned(),
-                        )
-                    })?,
-            ),
-        };
-        let cursor = params.get("cursor").filter(|c| !c.is_empty()).cloned();
-        Ok(Self {
-            status,
-            limit,
-            cursor,
-        })
-    }
+fn status_filter_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    crate::domain::enum_schema(
+        ItemStatus::ALL
+            .iter()
+            .map(|status| status.as_str())
+            .chain([""]),
+    )
+}
+
+/// A `next_cursor`, or empty for the first page.
+fn cursor_param_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .pattern(Some(format!("^({})?$", PageCursor::PATTERN)))
+        .into()
 }
 
 /// The caller's organisation's items, newest first, a page at a time.
@@ -166,23 +183,20 @@ async fn list_items(
     State(state): State<AppState>,
     caller: Caller,
     deadline: Deadline,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    Params(query): Params<ListQuery>,
 ) -> Result<Json<ItemList>, ApiError> {
-    let Query(params) =
-        query.map_err(|_| ApiError::BadRequest("query string is malformed".to_owned()))?;
-    let query = ListQuery::read(&params)?;
     let page = state
         .catalog
         .list(
             &caller,
-            query.status.as_deref(),
-            query.limit.unwrap_or(100),
-            query.cursor.as_deref(),
+            query.status,
+            query.limit.map_or(100, |n| n.get() as usize),
+            query.cursor,
             deadline,
         )
         .await?;
     Ok(Json(ItemList {
-        items: page.items,
+        items: page.items.into_iter().map(ItemBody::from).collect(),
         next_cursor: page.next_cursor,
     }))
 }
@@ -192,7 +206,7 @@ async fn list_items(
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The item's id")),
     responses(
-        (status = 200, description = "The item", body = CatalogItem),
+        (status = 200, description = "The item", body = ItemBody),
         (status = 403, description = "The item belongs to another organisation", body = ErrorEnvelope),
         (status = 404, description = "No such item", body = ErrorEnvelope),
     ))]
@@ -201,19 +215,60 @@ async fn get_item(
     caller: Caller,
     deadline: Deadline,
     Path(id): Path<String>,
-) -> Result<Json<CatalogItem>, ApiError> {
+) -> Result<Json<ItemBody>, ApiError> {
     let id: Uuid = id
         .parse()
         .map_err(|_| ApiError::BadRequest("item id must be a UUID".to_owned()))?;
-    Ok(Json(state.catalog.get(&caller, id, deadline).await?))
+    Ok(Json(state.catalog.get(&caller, id, deadline).await?.into()))
+}
+
+/// Body of `POST /api/catalog/items`: the original's create rules. Blank
+/// optional texts (`""`, as the original's SDK sends) mean absent.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = NewCatalogItem)]
+pub struct NewItemRequest {
+    name: Text<255>,
+    #[serde(default)]
+    description: OptionalText<10_000>,
+    #[serde(default)]
+    category: OptionalText<100>,
+    /// `active` when absent.
+    status: Option<ItemStatus>,
+    /// Rounded to cents.
+    price: Option<Price>,
+    pricing_type: Option<PricingType>,
+    #[serde(default)]
+    product_url: OptionalProductUrl,
+    #[serde(default)]
+    vendor: OptionalText<255>,
+    #[serde(default)]
+    sku: OptionalText<100>,
+    metadata: Option<Metadata>,
+}
+
+impl From<NewItemRequest> for ItemDraft {
+    fn from(request: NewItemRequest) -> Self {
+        Self {
+            name: request.name.into_string(),
+            description: request.description.into_option(),
+            category: request.category.into_option(),
+            status: request.status.unwrap_or(ItemStatus::Active),
+            price: request.price,
+            pricing_type: request.pricing_type,
+            product_url: request.product_url.into_option(),
+            vendor: request.vendor.into_option(),
+            sku: request.sku.into_option(),
+            metadata: request.metadata.unwrap_or_default(),
+        }
+    }
 }
 
 /// Adds an item (admins only), embedded and stored in one transaction.
 #[utoipa::path(post, path = "/api/catalog/items", tag = "catalog",
     security(("bearer" = [])),
-    request_body = NewItemRow,
+    request_body = NewItemRequest,
     responses(
-        (status = 201, description = "The item as stored", body = CatalogItem),
+        (status = 201, description = "The item as stored", body = ItemBody),
         (status = 403, description = "The caller is not an admin", body = ErrorEnvelope),
         (status = 409, description = "An item with these values exists", body = ErrorEnvelope),
     ))]
@@ -221,72 +276,13 @@ async fn create_item(
     State(state): State<AppState>,
     caller: Caller,
     deadline: Deadline,
-    mut body: JsonObject,
-) -> Result<(StatusCode, Json<CatalogItem>), ApiError> {
-    caller.require_admin()?;
-    let item = new_item(&mut body)?;
+    JsonBody(request): JsonBody<NewItemRequest>,
+) -> Result<(StatusCode, Json<ItemBody>), ApiError> {
     let created = state
         .catalog
-        .create(&caller, &item, deadline)
-        .await
-        .inspect_err(|e| {
-            if e.is_refusal() {
-                // Demoted or removed since their membership was cached.
-                state.memberships.forget(caller.user_id);
-            }
-        })?;
-    Ok((StatusCode::CREATED, Json(created)))
-}
-
-/// The original's create-time rules.
-fn new_item(body: &mut JsonObject) -> Result<NewItemRow, ApiError> {
-    let name = body.required_str("name", 255)?;
-    let description = body.optional_str("description", 10_000)?;
-    let category = body.optional_str("category", 100)?;
-    let vendor = body.optional_str("vendor", 255)?;
-    let sku = body.optional_str("sku", 100)?;
-    let product_url = body.optional_str("product_url", 2_048)?;
-    if let Some(url) = &product_url {
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(ApiError::BadRequest(
-                "product_url must start with http:// or https://".to_owned(),
-            ));
-        }
-    }
-    let price = body
-        .optional_number("price", 0.0, 10_000_000.0)?
-        .map(|p| (p * 100.0).round() / 100.0);
-    let pricing_type = body.optional_str("pricing_type", 32)?;
-    if let Some(p) = &pricing_type {
-        if !PRICING_TYPES.contains(&p.as_str()) {
-            return Err(ApiError::BadRequest(
-                "pricing_type must be one of one_time, monthly, yearly, usage_based".to_owned(),
-            ));
-        }
-    }
-    let status = body.optional_str("status", 32)?;
-    if let Some(s) = &status {
-        if !STATUSES.contains(&s.as_str()) {
-            return Err(ApiError::BadRequest(
-                "status must be active or deprecated".to_owned(),
-            ));
-        }
-    }
-    let metadata = body
-        .optional_object("metadata", 50, 64 * 1024)?
-        .unwrap_or_default();
-    Ok(NewItemRow {
-        name,
-        description,
-        category,
-        status,
-        price,
-        pricing_type,
-        product_url,
-        vendor,
-        sku,
-        metadata,
-    })
+        .create(&caller, &request.into(), deadline)
+        .await?;
+    Ok((StatusCode::CREATED, Json(created.into())))
 }
 
 /// Embeds every active item of the caller's organisation that has no
@@ -303,32 +299,44 @@ async fn repair_embeddings(
     caller: Caller,
     deadline: Deadline,
 ) -> Result<Json<RepairReport>, ApiError> {
-    caller.require_admin()?;
-    // Repair writes with the service key, which row-level security does not
-    // check: the admin role is read again, not taken from the cache.
-    let current = state
-        .memberships
-        .lookup_fresh(caller.user_id, deadline)
-        .await?;
-    if !current.is_some_and(|m| m.org_id == caller.org_id && m.role == Role::Admin) {
-        return Err(ApiError::Forbidden("admin role required".to_owned()));
-    }
     Ok(Json(
         state.catalog.repair_embeddings(&caller, deadline).await?,
     ))
 }
 
-impl From<CatalogError> for ApiError {
-    fn from(error: CatalogError) -> Self {
-        match error {
-            CatalogError::Gemini(e) => e.into(),
-            CatalogError::Database(e) => e.into(),
-            CatalogError::NotFound => Self::NotFound("catalog item not found".to_owned()),
-            CatalogError::OtherOrg => {
-                Self::Forbidden("catalog item belongs to another organisation".to_owned())
-            }
-            CatalogError::InvalidCursor => Self::BadRequest("cursor is invalid".to_owned()),
-            CatalogError::RepairRunning(progress) => Self::RepairRunning(progress),
+impl From<CatalogItem> for ItemBody {
+    fn from(item: CatalogItem) -> Self {
+        Self {
+            id: item.id,
+            org_id: item.org_id,
+            name: item.name,
+            description: item.description,
+            category: item.category,
+            status: item.status,
+            replacement_item_id: item.replacement_item_id,
+            created_by: item.created_by,
+            created_at: item.created_at,
+            updated_at: item.updated_at,
+            price: item.price,
+            pricing_type: item.pricing_type,
+            product_url: item.product_url,
+            vendor: item.vendor,
+            sku: item.sku,
+            metadata: item.metadata,
+        }
+    }
+}
+
+impl From<SearchHit> for SearchHitBody {
+    fn from(hit: SearchHit) -> Self {
+        Self {
+            item_id: hit.item_id,
+            item_name: hit.item_name,
+            item_description: hit.item_description,
+            item_category: hit.item_category,
+            item_metadata: hit.item_metadata,
+            item_status: hit.item_status,
+            similarity_score: hit.similarity_score,
         }
     }
 }

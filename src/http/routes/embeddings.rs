@@ -1,15 +1,20 @@
 //! `POST /api/embeddings`: raw vectors for clients that want them.
 
+use std::borrow::Cow;
+
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
-use serde::Serialize;
-use utoipa::{OpenApi, ToSchema};
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::Schema;
+use utoipa::{OpenApi, PartialSchema, ToSchema};
 
 use crate::auth::Caller;
-use crate::clients::gemini::{MAX_EMBED_BATCH, TaskType};
+use crate::clients::gemini::MAX_EMBED_BATCH;
+use crate::domain::{TaskType, TextList};
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::http::extract::JsonObject;
+use crate::http::extract::JsonBody;
 use crate::resilience::Deadline;
 use crate::state::AppState;
 
@@ -27,15 +32,44 @@ pub fn router() -> Router<AppState> {
 pub struct Api;
 
 /// Body of a `POST /api/embeddings` request.
-#[derive(Debug, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct EmbeddingsRequest {
     /// Texts to embed, each at most 8,000 characters; at most
-    /// `MAX_EMBED_TEXTS` of them (default 1,000).
-    #[schema(min_items = 1)]
-    texts: Vec<String>,
-    /// How the vectors will be used (any letter case); `RETRIEVAL_DOCUMENT`
-    /// when absent.
-    task_type: Option<TaskType>,
+    /// `MAX_EMBED_TEXTS` of them (default 1,000; the document states the
+    /// configured number).
+    pub(crate) texts: TextList<{ MAX_TEXT_CHARS }>,
+    /// How the vectors will be used; `RETRIEVAL_DOCUMENT` when absent.
+    task_type: Option<AnyCaseTaskType>,
+}
+
+/// A [`TaskType`] in upper or lower case, as the original accepted it.
+#[derive(Debug, Clone, Copy)]
+struct AnyCaseTaskType(TaskType);
+
+impl<'de> Deserialize<'de> for AnyCaseTaskType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = Cow::<str>::deserialize(d)?;
+        TaskType::parse(&name.to_ascii_uppercase())
+            .map(Self)
+            .ok_or_else(|| serde::de::Error::custom(TaskType::expected()))
+    }
+}
+
+impl PartialSchema for AnyCaseTaskType {
+    fn schema() -> RefOr<Schema> {
+        let upper = TaskType::ALL.iter().map(|t| t.as_str().to_owned());
+        let lower = TaskType::ALL
+            .iter()
+            .map(|t| t.as_str().to_ascii_lowercase());
+        let names: Vec<String> = upper.chain(lower).collect();
+        crate::domain::enum_schema(names.iter().map(String::as_str))
+    }
+}
+
+impl ToSchema for AnyCaseTaskType {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("TaskType")
+    }
 }
 
 /// Body of a `POST /api/embeddings` answer.
@@ -60,41 +94,26 @@ async fn embed(
     State(state): State<AppState>,
     caller: Caller,
     deadline: Deadline,
-    mut body: JsonObject,
+    JsonBody(request): JsonBody<EmbeddingsRequest>,
 ) -> Result<Json<EmbeddingsResponse>, ApiError> {
-    let request = EmbeddingsRequest::read(&mut body, state.settings.batch.max_embed_texts)?;
+    let max_texts = state.settings.batch.max_embed_texts;
+    if request.texts.len() > max_texts {
+        return Err(ApiError::BadRequest(format!(
+            "at most {max_texts} texts per request"
+        )));
+    }
     caller.charge_gemini_work(&state, request.texts.len().div_ceil(MAX_EMBED_BATCH))?;
-    let task_type = request.task_type.unwrap_or(TaskType::RetrievalDocument);
+    let task_type = request
+        .task_type
+        .map_or(TaskType::RetrievalDocument, |t| t.0);
+    let texts = request.texts.into_strings();
     let embeddings = state
         .embeddings
-        .embed(request.texts, task_type, caller.org_id, deadline)
+        .embed(texts, task_type, caller.org_id, deadline)
         .await?;
     Ok(Json(EmbeddingsResponse {
         model: state.settings.gemini.embedding_model.clone(),
         dimensions: state.settings.gemini.embedding_dimension,
         embeddings,
     }))
-}
-
-impl EmbeddingsRequest {
-    fn read(body: &mut JsonObject, max_texts: usize) -> Result<Self, ApiError> {
-        let texts = body.required_str_array("texts", max_texts, MAX_TEXT_CHARS, |max| {
-            format!("at most {max} texts per request")
-        })?;
-        let task_type = body
-            .optional_str("task_type", 64)?
-            .map(|name| parse_task_type(&name))
-            .transpose()?;
-        Ok(Self { texts, task_type })
-    }
-}
-
-fn parse_task_type(name: &str) -> Result<TaskType, ApiError> {
-    serde_json::from_value(serde_json::Value::String(name.to_ascii_uppercase())).map_err(|_| {
-        ApiError::BadRequest(
-            "task_type must be one of RETRIEVAL_DOCUMENT, RETRIEVAL_QUERY, SEMANTIC_SIMILARITY, \
-             CLASSIFICATION, CLUSTERING"
-                .to_owned(),
-        )
-    })
 }

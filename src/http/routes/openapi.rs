@@ -5,11 +5,13 @@
 //! route and its description change together. Errors not listed on an
 //! operation fall under its `default` answer: the envelope.
 
-use std::sync::LazyLock;
+use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use serde_json::Value;
 use utoipa::OpenApi;
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::path::Operation;
@@ -17,7 +19,9 @@ use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Components, Ref};
 
-use crate::error::{ApiError, ErrorEnvelope};
+use crate::config::BatchSettings;
+use crate::error::ErrorEnvelope;
+use crate::state::AppState;
 
 use super::{auth, catalog, embeddings, health, products};
 
@@ -53,7 +57,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
         .scheme(HttpAuthScheme::Bearer)
         .bearer_format("JWT")
         .description(Some(
-            "A Supabase access token (HS256, audience `authenticated`) of an organisation member",
+            "A Supabase access token (ES256 or RS256 from the project's signing keys, or \
+             legacy HS256; audience `authenticated`) of an organisation member",
         ))
         .build();
     doc.components
@@ -98,25 +103,58 @@ fn add_error_default(operation: &mut Operation) {
         .or_insert_with(|| envelope.into());
 }
 
-/// Rendered once; the document is fixed for the life of the process.
-static DOCUMENT_JSON: LazyLock<Result<Bytes, String>> = LazyLock::new(|| {
-    document()
-        .to_json()
-        .map(Bytes::from)
-        .map_err(|e| e.to_string())
-});
+/// The document as served: [`document`] with the list sizes this process
+/// accepts, which are settings, written into the request schemas.
+///
+/// # Errors
+/// When the document cannot be rendered (a bug).
+pub fn render(batch: &BatchSettings) -> Result<Arc<[u8]>, serde_json::Error> {
+    let mut doc = serde_json::to_value(document())?;
+    limit_items(
+        &mut doc,
+        "BatchRequest",
+        "product_names",
+        batch.max_batch_size,
+    );
+    limit_items(
+        &mut doc,
+        "EmbeddingsRequest",
+        "texts",
+        batch.max_embed_texts,
+    );
+    serde_json::to_vec(&doc).map(Arc::from)
+}
+
+/// Gives `schema.field` (a list, by reference) its own copy of the list
+/// schema with `maxItems`.
+fn limit_items(doc: &mut Value, schema: &str, field: &str, max: usize) {
+    let property = format!("/components/schemas/{schema}/properties/{field}");
+    let Some(list) = doc
+        .pointer(&property)
+        .and_then(|p| p.get("$ref"))
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix('#'))
+        .and_then(|target| doc.pointer(target))
+        .cloned()
+    else {
+        return;
+    };
+    if let Some(slot) = doc.pointer_mut(&property) {
+        let mut list = list;
+        list["maxItems"] = Value::from(max);
+        *slot = list;
+    }
+}
 
 /// This document.
 #[utoipa::path(get, path = PATH, tag = "probes",
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
-pub async fn openapi_json() -> Result<Response, ApiError> {
-    let json = DOCUMENT_JSON
-        .as_ref()
-        .map_err(|e| ApiError::Internal(format!("cannot render the OpenAPI document: {e}")))?;
-    let mut response = json.clone().into_response();
+pub async fn openapi_json(State(state): State<AppState>) -> Response {
+    let body = Bytes::from_owner(Arc::clone(&state.openapi));
+    let mut response = body.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    Ok(response)
+    response
 }

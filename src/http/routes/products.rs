@@ -10,19 +10,17 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use serde::Serialize;
-use serde_json::Map;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::auth::Caller;
+use crate::domain::{Confidence, OptionalText, PricingType, Text, TextList};
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::http::extract::JsonObject;
+use crate::http::extract::JsonBody;
 use crate::resilience::Deadline;
-use crate::services::enrichment::{
-    BatchItem, Enrichment, EnrichmentError, EnrichmentRequest, MAX_CATEGORY_CHARS,
-    MAX_CONTEXT_CHARS, MAX_PRODUCT_NAME_CHARS, distinct_names,
-};
+use crate::services::enrichment::{BatchItem, Enrichment, EnrichmentRequest, distinct_names};
 use crate::state::AppState;
 
 const NDJSON: &str = "application/x-ndjson";
@@ -39,13 +37,76 @@ pub fn router() -> Router<AppState> {
 #[openapi(paths(enrich, enrich_batch))]
 pub struct Api;
 
+/// Longest product name accepted.
+pub const MAX_PRODUCT_NAME_CHARS: usize = 500;
+/// Longest category hint accepted (the catalog's own category limit).
+pub const MAX_CATEGORY_CHARS: usize = 100;
+/// Longest additional context accepted.
+pub const MAX_CONTEXT_CHARS: usize = 2_000;
+
+/// Body of `POST /api/products/enrich`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EnrichRequest {
+    /// The product name as the user wrote it.
+    product_name: Text<{ MAX_PRODUCT_NAME_CHARS }>,
+    /// A category hint.
+    #[serde(default)]
+    category: OptionalText<{ MAX_CATEGORY_CHARS }>,
+    /// Extra context for disambiguation.
+    #[serde(default)]
+    additional_context: OptionalText<{ MAX_CONTEXT_CHARS }>,
+}
+
 /// Body of `POST /api/products/enrich-batch`.
-#[derive(Debug, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct BatchRequest {
     /// Product names, each as in a single enrichment; at most
-    /// `MAX_BATCH_SIZE` of them (default 20).
-    #[schema(min_items = 1)]
-    product_names: Vec<String>,
+    /// `MAX_BATCH_SIZE` of them (default 20; the document states the
+    /// configured number).
+    pub(crate) product_names: TextList<{ MAX_PRODUCT_NAME_CHARS }>,
+}
+
+/// Structured product data, in the original service's shape.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EnrichmentBody {
+    /// Standardised product name.
+    name: String,
+    /// One or two sentences.
+    description: String,
+    /// Product category.
+    category: String,
+    /// Manufacturer or main vendor.
+    vendor: String,
+    /// Price in USD, when known.
+    price: Option<f64>,
+    /// How the price is charged, when known.
+    pricing_type: Option<PricingType>,
+    /// Official product page, when known.
+    product_url: Option<String>,
+    /// SKU or model number, when known.
+    sku: Option<String>,
+    /// Brand, specs, features.
+    #[schema(value_type = Object)]
+    metadata: Map<String, Value>,
+    /// How sure the model is that it knows this exact product.
+    confidence: Confidence,
+}
+
+impl From<Enrichment> for EnrichmentBody {
+    fn from(e: Enrichment) -> Self {
+        Self {
+            name: e.name,
+            description: e.description,
+            category: e.category,
+            vendor: e.vendor,
+            price: e.price,
+            pricing_type: e.pricing_type,
+            product_url: e.product_url,
+            sku: e.sku,
+            metadata: e.metadata,
+            confidence: e.confidence,
+        }
+    }
 }
 
 /// Body of `POST /api/products/enrich-batch` as JSON: one result per name,
@@ -60,7 +121,7 @@ pub struct BatchResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BatchResult {
     #[serde(flatten)]
-    enrichment: Enrichment,
+    enrichment: EnrichmentBody,
     /// Present only when this item failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
@@ -71,10 +132,6 @@ pub struct BatchResult {
 /// closing summary.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "one line lives at a time, only to be serialised"
-)]
 pub enum BatchLine {
     /// A finished item and its position in the request.
     Item {
@@ -97,9 +154,9 @@ pub struct BatchSummary {
 /// Structured product data for one product name, from Gemini.
 #[utoipa::path(post, path = "/api/products/enrich", tag = "products",
     security(("bearer" = [])),
-    request_body = EnrichmentRequest,
+    request_body = EnrichRequest,
     responses(
-        (status = 200, description = "The product's data", body = Enrichment),
+        (status = 200, description = "The product's data", body = EnrichmentBody),
         (status = 502, description = "Gemini answered twice with unusable data", body = ErrorEnvelope),
         (status = 503, description = "Gemini unavailable or rate-limited, after retries", body = ErrorEnvelope),
         (status = 504, description = "Gemini did not answer within the request deadline", body = ErrorEnvelope),
@@ -108,19 +165,18 @@ async fn enrich(
     State(state): State<AppState>,
     caller: Caller,
     deadline: Deadline,
-    mut body: JsonObject,
-) -> Result<Json<Enrichment>, ApiError> {
+    JsonBody(request): JsonBody<EnrichRequest>,
+) -> Result<Json<EnrichmentBody>, ApiError> {
     let request = EnrichmentRequest {
-        product_name: body.required_str("product_name", MAX_PRODUCT_NAME_CHARS)?,
-        category: body.optional_str("category", MAX_CATEGORY_CHARS)?,
-        additional_context: body.optional_str("additional_context", MAX_CONTEXT_CHARS)?,
+        product_name: request.product_name.into_string(),
+        category: request.category.into_option(),
+        additional_context: request.additional_context.into_option(),
     };
-    Ok(Json(
-        state
-            .enrichment
-            .enrich(&request, caller.org_id, deadline)
-            .await?,
-    ))
+    let enrichment = state
+        .enrichment
+        .enrich(&request, caller.org_id, deadline)
+        .await?;
+    Ok(Json(enrichment.into()))
 }
 
 /// Enriches up to `MAX_BATCH_SIZE` names at once, in parallel. A failed item
@@ -136,10 +192,15 @@ async fn enrich_batch(
     caller: Caller,
     deadline: Deadline,
     headers: HeaderMap,
-    mut body: JsonObject,
+    JsonBody(request): JsonBody<BatchRequest>,
 ) -> Result<Response, ApiError> {
     let max_names = state.settings.batch.max_batch_size;
-    let BatchRequest { product_names } = BatchRequest::read(&mut body, max_names)?;
+    if request.product_names.len() > max_names {
+        return Err(ApiError::BadRequest(format!(
+            "Maximum {max_names} products per batch"
+        )));
+    }
+    let product_names = request.product_names.into_strings();
     caller.charge_gemini_work(&state, distinct_names(&product_names))?;
     let total = product_names.len();
     let mut items = state
@@ -161,16 +222,6 @@ async fn enrich_batch(
         })
         .collect();
     Ok(Json(BatchResponse { results }).into_response())
-}
-
-impl BatchRequest {
-    fn read(body: &mut JsonObject, max_names: usize) -> Result<Self, ApiError> {
-        let product_names =
-            body.required_str_array("product_names", max_names, MAX_PRODUCT_NAME_CHARS, |max| {
-                format!("Maximum {max} products per batch")
-            })?;
-        Ok(Self { product_names })
-    }
 }
 
 fn wants_ndjson(headers: &HeaderMap) -> bool {
@@ -233,7 +284,7 @@ impl From<BatchItem> for BatchResult {
     fn from(item: BatchItem) -> Self {
         match item.outcome {
             Ok(enrichment) => Self {
-                enrichment,
+                enrichment: enrichment.into(),
                 error: None,
             },
             Err(error) => Self::failed(item.product_name, error.client_message()),
@@ -244,7 +295,7 @@ impl From<BatchItem> for BatchResult {
 impl BatchResult {
     fn failed(product_name: String, message: &'static str) -> Self {
         Self {
-            enrichment: Enrichment {
+            enrichment: EnrichmentBody {
                 name: product_name,
                 description: String::new(),
                 category: String::new(),
@@ -254,21 +305,9 @@ impl BatchResult {
                 product_url: None,
                 sku: None,
                 metadata: Map::new(),
-                confidence: "low",
+                confidence: Confidence::Low,
             },
             error: Some(message),
-        }
-    }
-}
-
-impl From<EnrichmentError> for ApiError {
-    fn from(error: EnrichmentError) -> Self {
-        match error {
-            EnrichmentError::Gemini(e) => e.into(),
-            EnrichmentError::Unusable(detail) => Self::ExternalService {
-                service: "gemini",
-                detail,
-            },
         }
     }
 }

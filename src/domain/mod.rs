@@ -1,0 +1,31 @@
+//! The catalog's vocabulary, free of HTTP and of any one database or model
+//! API: the enumerations (item status, pricing type, confidence, role, task
+//! type) each with its one list of values, the validated values requests are
+//! parsed into, and the items services hand to routes.
+//!
+//! Parse, don't validate: a request type made of these fields cannot hold a
+//! blank name, an overlong text or an unknown status, and each type states
+//! its own limits in the OpenAPI document, so the two cannot drift apart.
+
+mod cursor;
+mod item;
+mod list;
+mod number;
+mod text;
+mod vocabulary;
+
+pub use cursor::PageCursor;
+pub use item::{CatalogItem, ItemDraft, Metadata, OptionalProductUrl, ProductUrl, SearchHit};
+pub use list::TextList;
+pub use number::{Count, Price, Threshold};
+pub use text::{OptionalText, Text};
+pub(crate) use vocabulary::enum_schema;
+pub use vocabulary::{Confidence, ItemStatus, PricingType, Role, TaskType};
+
+/// What a value type says when the input is not acceptable; the request
+/// reader puts the field's name in front (`name` + ` must not be empty`).
+pub(crate) mod message {
+    /// A blank text. A field reads it as missing (`name is required`, the
+    /// original's rule), a list entry as empty (`texts[0] must not be empty`).
+    pub const BLANK: &str = "is blank";
+}
