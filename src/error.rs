@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 
 use crate::auth::NotAllowed;
 use crate::clients::gemini::{GeminiCallError, GeminiError};
-use crate::clients::supabase::{SupabaseCallError, SupabaseError};
+use crate::clients::supabase::{Refusal, SupabaseCallError, SupabaseError};
 use crate::resilience::{CallError, RETRY_BUDGET_WAIT};
 use crate::services::catalog::{CatalogError, RepairProgress};
 use crate::services::embeddings::EmbeddingError;
@@ -227,7 +227,8 @@ struct ErrorDetails {
 
 impl From<GeminiCallError> for ApiError {
     /// Gemini down or rate-limited is 503 (with `Retry-After` when known), a
-    /// timeout 504, and anything Gemini answered that we cannot use 502.
+    /// timeout 504, and anything Gemini refused or answered that we cannot
+    /// use 502.
     fn from(error: GeminiCallError) -> Self {
         let unavailable = |retry_after| Self::ServiceUnavailable {
             message: "Gemini is temporarily unavailable".to_owned(),
@@ -236,26 +237,23 @@ impl From<GeminiCallError> for ApiError {
         match error {
             CallError::CircuitOpen { retry_after, .. } => unavailable(Some(retry_after)),
             CallError::RetryBudgetSpent { .. } => unavailable(Some(RETRY_BUDGET_WAIT)),
-            CallError::DeadlineExceeded { .. } => {
-                Self::GatewayTimeout("Gemini did not answer in time".to_owned())
+            CallError::DeadlineExceeded { .. }
+            | CallError::Upstream(GeminiError::Transport {
+                timed_out: true, ..
+            }) => Self::GatewayTimeout("Gemini did not answer in time".to_owned()),
+            CallError::Upstream(GeminiError::RateLimited { retry_delay, .. }) => {
+                unavailable(retry_delay)
             }
-            CallError::Upstream(e) => match e {
-                GeminiError::Transport {
-                    timed_out: true, ..
-                } => Self::GatewayTimeout("Gemini did not answer in time".to_owned()),
-                GeminiError::Transport { .. } => unavailable(None),
-                GeminiError::Api {
-                    status: 429,
-                    retry_delay,
-                    ..
-                } => unavailable(retry_delay),
-                GeminiError::Api { status, .. } if status >= 500 => unavailable(None),
-                other @ (GeminiError::Api { .. }
+            CallError::Upstream(
+                GeminiError::Transport { .. } | GeminiError::Unavailable { .. },
+            ) => unavailable(None),
+            CallError::Upstream(
+                other @ (GeminiError::Refused { .. }
                 | GeminiError::Decode(_)
-                | GeminiError::UnusableOutput(_)) => Self::ExternalService {
-                    service: "gemini",
-                    detail: other.to_string(),
-                },
+                | GeminiError::UnusableOutput(_)),
+            ) => Self::ExternalService {
+                service: "gemini",
+                detail: other.to_string(),
             },
         }
     }
@@ -263,8 +261,8 @@ impl From<GeminiCallError> for ApiError {
 
 impl From<SupabaseCallError> for ApiError {
     /// The database down is 503 `DATABASE_ERROR` (or `SERVICE_UNAVAILABLE`
-    /// while its breaker is open); PostgREST's 4xx map by their code:
-    /// row-level security 403, unique violation 409, bad input 400.
+    /// while its breaker is open); a refusal maps by its reason and is
+    /// logged with PostgREST's own words, which the client never sees.
     fn from(error: SupabaseCallError) -> Self {
         match error {
             CallError::RetryBudgetSpent { .. } => Self::ServiceUnavailable {
@@ -278,30 +276,44 @@ impl From<SupabaseCallError> for ApiError {
             CallError::DeadlineExceeded { .. } => {
                 Self::GatewayTimeout("database did not answer in time".to_owned())
             }
-            CallError::Upstream(e) => match &e {
-                SupabaseError::Api { status, code, .. }
-                    if (400..500).contains(status) && *status != 429 =>
-                {
-                    match code.as_str() {
-                        "42501" => Self::Forbidden("not allowed by row-level security".to_owned()),
-                        "23505" => {
-                            Self::Conflict("a record with these values already exists".to_owned())
-                        }
-                        "23503" => {
-                            Self::BadRequest("a referenced record does not exist".to_owned())
-                        }
-                        "PGRST116" => Self::NotFound("resource not found".to_owned()),
-                        "PGRST301" | "PGRST302" => {
-                            Self::Unauthorized("invalid or expired token".to_owned())
-                        }
-                        _ => Self::BadRequest("the database refused the request".to_owned()),
+            CallError::Upstream(SupabaseError::Refused { reason, answer }) => {
+                tracing::warn!(
+                    ?reason,
+                    status = answer.status,
+                    code = %answer.code,
+                    message = %answer.message,
+                    details = answer.details.as_deref().unwrap_or_default(),
+                    hint = answer.hint.as_deref().unwrap_or_default(),
+                    "PostgREST refused the request"
+                );
+                match reason {
+                    Refusal::Forbidden => {
+                        Self::Forbidden("not allowed by row-level security".to_owned())
+                    }
+                    Refusal::TokenRejected => {
+                        Self::Unauthorized("invalid or expired token".to_owned())
+                    }
+                    Refusal::Conflict => {
+                        Self::Conflict("a record with these values already exists".to_owned())
+                    }
+                    Refusal::MissingReference => {
+                        Self::BadRequest("a referenced record does not exist".to_owned())
+                    }
+                    Refusal::NotFound => Self::NotFound("resource not found".to_owned()),
+                    Refusal::MissingFunction => Self::Internal(format!(
+                        "database function missing (are the migrations applied?): {answer}"
+                    )),
+                    Refusal::Invalid => {
+                        Self::BadRequest("the database refused the request".to_owned())
                     }
                 }
-                SupabaseError::Decode(detail) => {
-                    Self::Internal(format!("undecodable PostgREST answer: {detail}"))
-                }
-                _ => Self::Database(e.to_string()),
-            },
+            }
+            CallError::Upstream(SupabaseError::Decode(detail)) => {
+                Self::Internal(format!("undecodable PostgREST answer: {detail}"))
+            }
+            CallError::Upstream(
+                e @ (SupabaseError::Transport { .. } | SupabaseError::Unavailable { .. }),
+            ) => Self::Database(e.to_string()),
         }
     }
 }
@@ -439,22 +451,20 @@ mod tests {
     }
 
     #[test]
-    fn postgrest_answers_map_by_their_code_and_outages_are_database_errors() {
+    fn postgrest_answers_map_by_their_reason_and_outages_are_database_errors() {
         let api = |status: u16, code: &str| {
-            ApiError::from(CallError::Upstream(SupabaseError::Api {
-                status,
-                code: code.to_owned(),
-                message: "m".into(),
-                details: None,
-                hint: None,
-            }))
+            let body = format!(r#"{{"code":"{code}","message":"m"}}"#);
+            ApiError::from(CallError::Upstream(SupabaseError::from_response(
+                status, &body,
+            )))
         };
         let cases = [
             (api(403, "42501"), 403),
             (api(409, "23505"), 409),
             (api(409, "23503"), 400),
             (api(406, "PGRST116"), 404),
-            (api(401, "PGRST301"), 401),
+            (api(401, "PGRST303"), 401),
+            (api(404, "PGRST202"), 500),
             (api(400, "22P02"), 400),
             (api(500, "XX000"), 503),
             (api(429, ""), 503),

@@ -121,7 +121,7 @@ async fn unusable_answers_are_their_own_kind_and_not_dependency_failures() {
 }
 
 #[tokio::test]
-async fn api_errors_carry_status_google_status_and_retry_delay() {
+async fn api_errors_are_typed_with_their_retry_delay_and_quota_kind() {
     let (_e, client) = start_client(only(Fault::Error {
         status: 429,
         quota: Quota::PerMinute,
@@ -129,17 +129,16 @@ async fn api_errors_carry_status_google_status_and_retry_delay() {
     }))
     .await;
     let error = generate(&client).await.unwrap_err();
-    match &error {
-        GeminiError::Api {
-            status,
-            google_status,
-            ..
-        } => {
-            assert_eq!(*status, 429);
-            assert_eq!(google_status, "RESOURCE_EXHAUSTED");
-        }
-        other => panic!("{other:?}"),
-    }
+    assert!(
+        matches!(
+            error,
+            GeminiError::RateLimited {
+                quota: catalogai::clients::gemini::Quota::PerMinute,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
     assert_eq!(error.retry_delay(), Some(Duration::from_millis(2500)));
     assert!(error.is_retryable() && error.is_rate_limit());
 
@@ -149,10 +148,22 @@ async fn api_errors_carry_status_google_status_and_retry_delay() {
         retry_delay_seconds: None,
     }))
     .await;
-    assert!(!generate(&client).await.unwrap_err().is_retryable());
+    let error = generate(&client).await.unwrap_err();
+    assert!(!error.is_retryable(), "{error:?}");
+    assert!(matches!(
+        error,
+        GeminiError::RateLimited {
+            quota: catalogai::clients::gemini::Quota::PerDay,
+            ..
+        }
+    ));
 
     let (_e, client) = start_client(only(Fault::status(503))).await;
     let error = generate(&client).await.unwrap_err();
+    assert!(matches!(
+        error,
+        GeminiError::Unavailable { status: 503, .. }
+    ));
     assert!(error.is_retryable() && error.is_dependency_failure());
 }
 
@@ -171,7 +182,7 @@ async fn a_rejected_key_is_not_retryable() {
     let client = client_for(&settings);
     let error = upstream(client.list_models(1, deadline()).await.unwrap_err());
     assert!(
-        matches!(error, GeminiError::Api { status: 400, .. }),
+        matches!(error, GeminiError::Refused { status: 400, .. }),
         "{error:?}"
     );
     assert!(!error.is_retryable());

@@ -18,19 +18,34 @@ pub enum GeminiError {
         /// Whether the attempt timed out.
         timed_out: bool,
     },
-    /// Gemini answered with a non-2xx status and Google's error envelope.
-    #[error("Gemini answered {status} {google_status}: {message}")]
-    Api {
-        /// HTTP status.
-        status: u16,
-        /// Google's canonical status name, such as `RESOURCE_EXHAUSTED`.
-        google_status: String,
-        /// Google's human-readable message.
-        message: String,
+    /// 429: a quota is spent.
+    #[error("Gemini rate limit ({quota:?} quota): {message}")]
+    RateLimited {
         /// `RetryInfo.retryDelay`, when Google said how long to wait.
         retry_delay: Option<Duration>,
-        /// Whether a violated quota is per day, so waiting minutes will not help.
-        per_day_quota: bool,
+        /// Which quota: per day, waiting minutes will not help.
+        quota: Quota,
+        /// Google's message.
+        message: String,
+    },
+    /// 5xx: Gemini is failing or overloaded.
+    #[error("Gemini unavailable ({status}): {message}")]
+    Unavailable {
+        /// HTTP status.
+        status: u16,
+        /// Google's message.
+        message: String,
+    },
+    /// Another 4xx: Gemini refused the request itself (a bad key, a bad
+    /// argument, an unknown model). Trying again cannot help.
+    #[error("Gemini refused the request ({status} {google_status}): {message}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// Google's canonical status name, such as `INVALID_ARGUMENT`.
+        google_status: String,
+        /// Google's message.
+        message: String,
     },
     /// A 2xx answer whose body is not what the API documents.
     #[error("unexpected Gemini response: {0}")]
@@ -40,6 +55,40 @@ pub enum GeminiError {
     /// Gemini itself is healthy, so this is no dependency failure.
     #[error("unusable model output: {0}")]
     UnusableOutput(String),
+}
+
+impl GeminiError {
+    /// The typed failure for a non-2xx answer.
+    pub(super) fn from_status(
+        status: u16,
+        google_status: String,
+        message: String,
+        retry_delay: Option<Duration>,
+        quota: Quota,
+    ) -> Self {
+        match status {
+            429 => Self::RateLimited {
+                retry_delay,
+                quota,
+                message,
+            },
+            500.. => Self::Unavailable { status, message },
+            _ => Self::Refused {
+                status,
+                google_status,
+                message,
+            },
+        }
+    }
+}
+
+/// The kind of quota a 429 names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quota {
+    /// Per minute (or unnamed): waiting helps.
+    PerMinute,
+    /// Per day: retrying today will not help.
+    PerDay,
 }
 
 impl GeminiError {
@@ -55,17 +104,9 @@ impl GeminiError {
     /// unusable output.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Transport { .. } => true,
-            Self::Api {
-                status,
-                per_day_quota,
-                ..
-            } => match status {
-                429 => !per_day_quota,
-                500 | 502 | 503 | 504 => true,
-                _ => false,
-            },
-            Self::Decode(_) | Self::UnusableOutput(_) => false,
+            Self::Transport { .. } | Self::Unavailable { .. } => true,
+            Self::RateLimited { quota, .. } => *quota == Quota::PerMinute,
+            Self::Refused { .. } | Self::Decode(_) | Self::UnusableOutput(_) => false,
         }
     }
 
@@ -73,21 +114,23 @@ impl GeminiError {
     /// counts): transport failures, 429 and 5xx; not our own bad requests.
     pub fn is_dependency_failure(&self) -> bool {
         match self {
-            Self::Transport { .. } | Self::Decode(_) => true,
-            Self::Api { status, .. } => *status == 429 || *status >= 500,
-            Self::UnusableOutput(_) => false,
+            Self::Transport { .. }
+            | Self::Decode(_)
+            | Self::RateLimited { .. }
+            | Self::Unavailable { .. } => true,
+            Self::Refused { .. } | Self::UnusableOutput(_) => false,
         }
     }
 
     /// Whether this is a rate limit (429), which deserves longer waits.
     pub fn is_rate_limit(&self) -> bool {
-        matches!(self, Self::Api { status: 429, .. })
+        matches!(self, Self::RateLimited { .. })
     }
 
     /// How long Gemini asked us to wait, when it said.
     pub fn retry_delay(&self) -> Option<Duration> {
         match self {
-            Self::Api { retry_delay, .. } => *retry_delay,
+            Self::RateLimited { retry_delay, .. } => *retry_delay,
             _ => None,
         }
     }
@@ -123,13 +166,12 @@ mod tests {
     use super::*;
 
     fn api(status: u16, per_day_quota: bool) -> GeminiError {
-        GeminiError::Api {
-            status,
-            google_status: String::new(),
-            message: String::new(),
-            retry_delay: None,
-            per_day_quota,
-        }
+        let quota = if per_day_quota {
+            Quota::PerDay
+        } else {
+            Quota::PerMinute
+        };
+        GeminiError::from_status(status, String::new(), String::new(), None, quota)
     }
 
     #[test]

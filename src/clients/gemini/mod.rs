@@ -10,7 +10,7 @@
 mod error;
 mod wire;
 
-pub use error::{GeminiCallError, GeminiError};
+pub use error::{GeminiCallError, GeminiError, Quota};
 
 use std::sync::Arc;
 

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{GeminiError, StructuredPrompt};
+use super::{GeminiError, Quota, StructuredPrompt};
 use crate::domain::TaskType;
 
 #[derive(Debug, Deserialize)]
@@ -220,21 +220,26 @@ fn api_error(status: u16, body: &[u8]) -> GeminiError {
     match serde_json::from_slice::<ErrorEnvelope>(body) {
         Ok(envelope) => {
             let details = &envelope.error.details;
-            GeminiError::Api {
+            let quota = if details.iter().any(names_per_day_quota) {
+                Quota::PerDay
+            } else {
+                Quota::PerMinute
+            };
+            GeminiError::from_status(
                 status,
-                google_status: envelope.error.status,
-                message: envelope.error.message,
-                retry_delay: details.iter().find_map(retry_delay),
-                per_day_quota: details.iter().any(names_per_day_quota),
-            }
+                envelope.error.status,
+                envelope.error.message,
+                details.iter().find_map(retry_delay),
+                quota,
+            )
         }
-        Err(_) => GeminiError::Api {
+        Err(_) => GeminiError::from_status(
             status,
-            google_status: String::new(),
-            message: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
-            retry_delay: None,
-            per_day_quota: false,
-        },
+            String::new(),
+            String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+            None,
+            Quota::PerMinute,
+        ),
     }
 }
 
@@ -278,17 +283,11 @@ mod tests {
             {"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"GenerateRequestsPerDayPerProjectPerModel-FreeTier"}]},
             {"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"34.5s"}]}}"#;
         match api_error(429, body) {
-            GeminiError::Api {
-                status,
-                google_status,
-                retry_delay,
-                per_day_quota,
-                ..
+            GeminiError::RateLimited {
+                retry_delay, quota, ..
             } => {
-                assert_eq!(status, 429);
-                assert_eq!(google_status, "RESOURCE_EXHAUSTED");
                 assert_eq!(retry_delay, Some(Duration::from_millis(34_500)));
-                assert!(per_day_quota);
+                assert_eq!(quota, Quota::PerDay);
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -298,7 +297,7 @@ mod tests {
     fn a_non_json_error_body_is_kept_short() {
         let body = vec![b'x'; 10_000];
         match api_error(502, &body) {
-            GeminiError::Api { message, .. } => assert_eq!(message.len(), 200),
+            GeminiError::Unavailable { message, .. } => assert_eq!(message.len(), 200),
             other => panic!("unexpected {other:?}"),
         }
     }

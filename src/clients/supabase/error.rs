@@ -1,6 +1,9 @@
-//! What can go wrong when calling PostgREST, parsed from its error body
-//! `{"code", "message", "details", "hint"}`.
+//! What can go wrong when calling PostgREST, classified where it arises:
+//! PostgREST's error body `{"code", "message", "details", "hint"}` becomes a
+//! [`Refusal`] (the request itself was refused) or an outage, so nothing
+//! above this module reads HTTP statuses or Postgres codes.
 
+use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -21,23 +24,73 @@ pub enum SupabaseError {
         /// Whether the attempt timed out.
         timed_out: bool,
     },
-    /// PostgREST answered with a non-2xx status.
-    #[error("PostgREST answered {status} ({code}): {message}")]
-    Api {
-        /// HTTP status.
-        status: u16,
-        /// PostgREST or PostgreSQL error code, such as `42501` or `PGRST301`.
-        code: String,
-        /// PostgREST's message.
-        message: String,
-        /// PostgREST's details, when given.
-        details: Option<String>,
-        /// PostgREST's hint, when given.
-        hint: Option<String>,
+    /// PostgREST refused the request (a 4xx other than 429). Trying again
+    /// cannot help, and it says nothing about the database's health.
+    #[error("PostgREST refused the request ({reason:?}): {answer}")]
+    Refused {
+        /// Why, as the service cares.
+        reason: Refusal,
+        /// PostgREST's own words, for the log (boxed: errors stay small).
+        answer: Box<PostgrestAnswer>,
+    },
+    /// PostgREST or the database is failing or overloaded (429 or 5xx).
+    #[error("PostgREST unavailable: {answer}")]
+    Unavailable {
+        /// PostgREST's own words, for the log.
+        answer: Box<PostgrestAnswer>,
     },
     /// A 2xx answer whose body is not what we asked for.
     #[error("{0}")]
     Decode(String),
+}
+
+/// Why PostgREST refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Row-level security or a missing grant (`42501`, 403).
+    Forbidden,
+    /// The token was not accepted (`PGRST301`..`PGRST303`, 401): expired,
+    /// or signed by a key the database does not trust.
+    TokenRejected,
+    /// A unique constraint (`23505`).
+    Conflict,
+    /// A foreign key names a row that does not exist (`23503`).
+    MissingReference,
+    /// A single row was asked for and none exists (`PGRST116`).
+    NotFound,
+    /// The function called is not in the schema (`PGRST202`): migrations
+    /// not applied, a bug on our side.
+    MissingFunction,
+    /// Anything else: a filter, a value or a body the database refused.
+    Invalid,
+}
+
+/// What PostgREST answered, kept for the log.
+#[derive(Debug, Clone)]
+pub struct PostgrestAnswer {
+    /// HTTP status.
+    pub status: u16,
+    /// PostgREST or PostgreSQL error code, such as `42501` or `PGRST301`.
+    pub code: String,
+    /// PostgREST's message.
+    pub message: String,
+    /// PostgREST's details, when given.
+    pub details: Option<String>,
+    /// PostgREST's hint, when given.
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for PostgrestAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}): {}", self.status, self.code, self.message)?;
+        if let Some(details) = &self.details {
+            write!(f, "; details: {details}")?;
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, "; hint: {hint}")?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -53,14 +106,14 @@ struct ErrorBody {
 }
 
 impl SupabaseError {
-    pub(super) fn transport(timed_out: bool, error: &dyn std::fmt::Display) -> Self {
+    pub(super) fn transport(timed_out: bool, error: &dyn fmt::Display) -> Self {
         Self::Transport {
             message: error.to_string(),
             timed_out,
         }
     }
 
-    pub(super) fn from_response(status: u16, body: &str) -> Self {
+    pub(crate) fn from_response(status: u16, body: &str) -> Self {
         let parsed = serde_json::from_str::<ErrorBody>(body).ok();
         let parsed = parsed.unwrap_or(ErrorBody {
             code: None,
@@ -68,57 +121,57 @@ impl SupabaseError {
             details: None,
             hint: None,
         });
-        Self::Api {
+        let answer = Box::new(PostgrestAnswer {
             status,
             code: parsed.code.unwrap_or_default(),
             message: parsed.message.unwrap_or_default(),
             details: parsed.details,
             hint: parsed.hint,
+        });
+        if status == 429 || status >= 500 {
+            return Self::Unavailable { answer };
         }
+        let reason = match answer.code.as_str() {
+            "42501" => Refusal::Forbidden,
+            "23505" => Refusal::Conflict,
+            "23503" => Refusal::MissingReference,
+            "PGRST116" => Refusal::NotFound,
+            "PGRST301" | "PGRST302" | "PGRST303" => Refusal::TokenRejected,
+            "PGRST202" => Refusal::MissingFunction,
+            _ if status == 401 => Refusal::TokenRejected,
+            _ if status == 403 => Refusal::Forbidden,
+            _ => Refusal::Invalid,
+        };
+        Self::Refused { reason, answer }
     }
-}
 
-impl SupabaseError {
-    /// The HTTP status PostgREST answered with, if it answered.
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            Self::Api { status, .. } => Some(*status),
-            Self::Transport { .. } | Self::Decode(_) => None,
-        }
-    }
-}
-
-impl SupabaseError {
     /// The database refused the caller (row-level security, a missing
     /// grant, a token it would not take): their rights may have changed.
     pub fn is_refusal(&self) -> bool {
-        matches!(self, Self::Api { status, code, .. } if *status == 401 || *status == 403 || code == "42501")
+        matches!(
+            self,
+            Self::Refused {
+                reason: Refusal::Forbidden | Refusal::TokenRejected,
+                ..
+            }
+        )
     }
 }
 
 impl Failure for SupabaseError {
-    /// Connection failures, timeouts, 429 and 5xx can pass; an RLS
-    /// rejection, a unique violation or a bad filter cannot.
+    /// Connection failures, timeouts, 429 and 5xx can pass; a refusal cannot.
     fn is_retryable(&self) -> bool {
-        match self {
-            Self::Transport { .. } => true,
-            Self::Api { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
-            Self::Decode(_) => false,
-        }
+        matches!(self, Self::Transport { .. } | Self::Unavailable { .. })
     }
 
     /// An answer we cannot decode is our bug for that request, not the
     /// database failing: it must never open the breaker for every tenant.
     fn is_dependency_failure(&self) -> bool {
-        match self {
-            Self::Transport { .. } => true,
-            Self::Decode(_) => false,
-            Self::Api { status, .. } => *status == 429 || *status >= 500,
-        }
+        matches!(self, Self::Transport { .. } | Self::Unavailable { .. })
     }
 
     fn is_rate_limit(&self) -> bool {
-        self.status() == Some(429)
+        matches!(self, Self::Unavailable { answer } if answer.status == 429)
     }
 
     fn retry_hint(&self) -> Option<Duration> {
@@ -147,20 +200,28 @@ mod tests {
     }
 
     #[test]
-    fn postgrest_error_bodies_are_parsed() {
-        let body = r#"{"code":"42501","message":"new row violates row-level security policy","details":null,"hint":null}"#;
-        match SupabaseError::from_response(403, body) {
-            SupabaseError::Api {
-                status,
-                code,
-                message,
-                ..
-            } => {
-                assert_eq!(status, 403);
-                assert_eq!(code, "42501");
-                assert!(message.contains("row-level security"));
+    fn postgrest_answers_are_classified_by_code_then_status() {
+        let classify = |status: u16, code: &str| {
+            let body = format!(r#"{{"code":"{code}","message":"m","details":null,"hint":null}}"#);
+            match SupabaseError::from_response(status, &body) {
+                SupabaseError::Refused { reason, answer } => {
+                    assert_eq!((answer.status, answer.code.as_str()), (status, code));
+                    Some(reason)
+                }
+                SupabaseError::Unavailable { .. } => None,
+                other => panic!("unexpected {other:?}"),
             }
-            other => panic!("unexpected {other:?}"),
-        }
+        };
+        assert_eq!(classify(403, "42501"), Some(Refusal::Forbidden));
+        assert_eq!(classify(409, "23505"), Some(Refusal::Conflict));
+        assert_eq!(classify(409, "23503"), Some(Refusal::MissingReference));
+        assert_eq!(classify(406, "PGRST116"), Some(Refusal::NotFound));
+        assert_eq!(classify(401, "PGRST303"), Some(Refusal::TokenRejected));
+        assert_eq!(classify(404, "PGRST202"), Some(Refusal::MissingFunction));
+        assert_eq!(classify(401, "XX"), Some(Refusal::TokenRejected));
+        assert_eq!(classify(400, "22P02"), Some(Refusal::Invalid));
+        assert_eq!(classify(503, "XX000"), None);
+        assert_eq!(classify(429, ""), None);
+        assert!(SupabaseError::from_response(403, "{}").is_refusal());
     }
 }

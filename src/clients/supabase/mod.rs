@@ -9,7 +9,7 @@ mod catalog;
 mod error;
 
 pub(crate) use catalog::{ItemEmbedding, ItemRow, ItemText, SearchHitRow};
-pub use error::{SupabaseCallError, SupabaseError};
+pub use error::{PostgrestAnswer, Refusal, SupabaseCallError, SupabaseError};
 
 use std::sync::Arc;
 use std::time::Duration;
