@@ -15,7 +15,7 @@ use crate::clients::jwks::{JwksCallError, JwksClient, JwksError};
 use crate::clients::supabase::SupabaseClient;
 use crate::config::Settings;
 use crate::http;
-use crate::http::rate_limit::RateLimiter;
+use crate::resilience::RateLimiter;
 use crate::resilience::{Deadline, Dependency, TenantShare};
 use crate::services::catalog::CatalogService;
 use crate::services::embeddings::EmbeddingService;

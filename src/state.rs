@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use crate::auth::TokenVerifier;
 use crate::config::Settings;
-use crate::http::rate_limit::RateLimiter;
+use crate::resilience::RateLimiter;
 use crate::services::catalog::CatalogService;
 use crate::services::embeddings::EmbeddingService;
 use crate::services::enrichment::EnrichmentService;

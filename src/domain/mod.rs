@@ -20,6 +20,15 @@ pub use list::TextList;
 pub use number::{Count, Price, Threshold};
 pub use text::{OptionalText, Text};
 pub(crate) use vocabulary::enum_schema;
+/// A user's place in an organisation: the org and their role in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Membership {
+    /// The organisation.
+    pub org_id: uuid::Uuid,
+    /// The member's role in it.
+    pub role: Role,
+}
+
 pub use vocabulary::{Confidence, ItemStatus, PricingType, Role, TaskType};
 
 /// What a value type says when the input is not acceptable; the request

@@ -5,7 +5,6 @@ pub mod auth;
 pub mod cors;
 pub mod extract;
 pub mod middleware;
-pub mod rate_limit;
 pub mod routes;
 pub mod server;
 

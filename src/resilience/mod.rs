@@ -14,15 +14,20 @@
 //!   the dependency is down, and lets one trial through after a cool-down;
 //! - a semaphore per dependency caps calls in flight across all requests; a
 //!   permit is held for one attempt only, never while waiting to retry.
+//!
+//! Admission on our own side lives here too: [`RateLimiter`] (a token
+//! bucket per caller) and [`TenantShare`] (each org's share of Gemini).
 
 pub mod breaker;
 pub mod budget;
 mod deadline;
+pub mod rate_limit;
 pub mod retry;
 pub mod tenant_share;
 
 pub use breaker::BreakerState;
 pub use deadline::Deadline;
+pub use rate_limit::RateLimiter;
 pub use tenant_share::TenantShare;
 
 use std::future::Future;

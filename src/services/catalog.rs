@@ -357,14 +357,17 @@ impl CatalogService {
                 deadline,
             )
             .await
-            .map_err(CatalogError::from)
-            .inspect_err(|e| {
+            .map_err(CatalogError::from);
+        match created {
+            Ok(row) => Ok(row.into()),
+            Err(e) => {
                 if e.is_refusal() {
                     // Demoted or removed since their membership was cached.
-                    self.memberships.forget(caller.user_id);
+                    self.memberships.forget(caller.user_id).await;
                 }
-            })?;
-        Ok(created.into())
+                Err(e)
+            }
+        }
     }
 
     /// Embeds every active item of the caller's org that has no embedding,

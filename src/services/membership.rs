@@ -1,17 +1,21 @@
 //! Organisation membership look-ups, cached briefly: every authenticated
 //! request needs the caller's org and role, and they rarely change.
 //!
-//! The cache is bounded, so memory stays flat whatever the number of callers.
-//! A user without a membership is remembered for less time, so a newly added
-//! member gets in quickly.
+//! The cache (moka) is bounded, so memory stays flat whatever the number of
+//! callers, and concurrent look-ups of one user make one database read that
+//! all of them wait for: a new user's first burst costs one query. A user
+//! without a membership is remembered for less time, so a newly added
+//! member gets in quickly. Failures are not cached.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use moka::Expiry;
+use moka::future::Cache;
 use uuid::Uuid;
 
-use crate::clients::supabase::{MembershipRow, SupabaseCallError, SupabaseClient};
+use crate::clients::supabase::{SupabaseCallError, SupabaseClient};
+use crate::domain::Membership;
 use crate::resilience::Deadline;
 
 /// How long a found membership is reused.
@@ -19,13 +23,48 @@ const MEMBER_TTL: Duration = Duration::from_secs(30);
 /// How long "no membership" is reused.
 const NON_MEMBER_TTL: Duration = Duration::from_secs(5);
 /// Most users remembered at once.
-const CAPACITY: usize = 10_000;
+const CAPACITY: u64 = 10_000;
+
+/// Members for [`MEMBER_TTL`], non-members for [`NON_MEMBER_TTL`].
+struct ByMembership;
+
+impl Expiry<Uuid, Option<Membership>> for ByMembership {
+    fn expire_after_create(
+        &self,
+        _: &Uuid,
+        membership: &Option<Membership>,
+        _: Instant,
+    ) -> Option<Duration> {
+        Some(if membership.is_some() {
+            MEMBER_TTL
+        } else {
+            NON_MEMBER_TTL
+        })
+    }
+
+    fn expire_after_update(
+        &self,
+        key: &Uuid,
+        membership: &Option<Membership>,
+        at: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        self.expire_after_create(key, membership, at)
+    }
+}
 
 /// Reads and caches `org_memberships`.
-#[derive(Debug)]
 pub struct MembershipDirectory {
     supabase: SupabaseClient,
-    cache: Mutex<HashMap<Uuid, (Instant, Option<MembershipRow>)>>,
+    cache: Cache<Uuid, Option<Membership>>,
+}
+
+impl std::fmt::Debug for MembershipDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MembershipDirectory")
+            .field("cached", &self.cache.entry_count())
+            .finish_non_exhaustive()
+    }
 }
 
 impl MembershipDirectory {
@@ -33,7 +72,10 @@ impl MembershipDirectory {
     pub fn new(supabase: SupabaseClient) -> Self {
         Self {
             supabase,
-            cache: Mutex::new(HashMap::new()),
+            cache: Cache::builder()
+                .max_capacity(CAPACITY)
+                .expire_after(ByMembership)
+                .build(),
         }
     }
 
@@ -45,13 +87,11 @@ impl MembershipDirectory {
         &self,
         user_id: Uuid,
         deadline: Deadline,
-    ) -> Result<Option<MembershipRow>, SupabaseCallError> {
-        if let Some(cached) = self.cached(user_id) {
-            return Ok(cached);
-        }
-        let found = self.supabase.membership(user_id, deadline).await?;
-        self.remember(user_id, found);
-        Ok(found)
+    ) -> Result<Option<Membership>, SupabaseCallError> {
+        self.cache
+            .try_get_with(user_id, self.read(user_id, deadline))
+            .await
+            .map_err(Arc::unwrap_or_clone)
     }
 
     /// The user's membership as the database holds it now, bypassing the
@@ -65,40 +105,27 @@ impl MembershipDirectory {
         &self,
         user_id: Uuid,
         deadline: Deadline,
-    ) -> Result<Option<MembershipRow>, SupabaseCallError> {
-        let found = self.supabase.membership(user_id, deadline).await?;
-        self.remember(user_id, found);
+    ) -> Result<Option<Membership>, SupabaseCallError> {
+        let found = self.read(user_id, deadline).await?;
+        self.cache.insert(user_id, found).await;
         Ok(found)
     }
 
     /// Forgets what is cached for `user_id`: the database refused them, so
     /// their rights may have changed.
-    pub fn forget(&self, user_id: Uuid) {
-        self.cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&user_id);
+    pub async fn forget(&self, user_id: Uuid) {
+        self.cache.invalidate(&user_id).await;
     }
 
-    fn cached(&self, user_id: Uuid) -> Option<Option<MembershipRow>> {
-        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        let (at, row) = cache.get(&user_id)?;
-        let ttl = if row.is_some() {
-            MEMBER_TTL
-        } else {
-            NON_MEMBER_TTL
-        };
-        (at.elapsed() < ttl).then_some(*row)
-    }
-
-    fn remember(&self, user_id: Uuid, row: Option<MembershipRow>) {
-        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if cache.len() >= CAPACITY {
-            cache.retain(|_, (at, _)| at.elapsed() < MEMBER_TTL);
-            if cache.len() >= CAPACITY {
-                cache.clear();
-            }
-        }
-        cache.insert(user_id, (Instant::now(), row));
+    async fn read(
+        &self,
+        user_id: Uuid,
+        deadline: Deadline,
+    ) -> Result<Option<Membership>, SupabaseCallError> {
+        let row = self.supabase.membership(user_id, deadline).await?;
+        Ok(row.map(|row| Membership {
+            org_id: row.org_id,
+            role: row.role,
+        }))
     }
 }

@@ -14,7 +14,7 @@ use crate::resilience::{CallError, Failure};
 pub type SupabaseCallError = CallError<SupabaseError>;
 
 /// A failed PostgREST call.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SupabaseError {
     /// The request did not complete: connection refused or reset, timeout.
     #[error("PostgREST unreachable: {message}")]

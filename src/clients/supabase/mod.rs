@@ -92,7 +92,7 @@ impl SupabaseClient {
     ///
     /// # Errors
     /// [`SupabaseCallError`] when the call fails after retries.
-    pub async fn membership(
+    pub(crate) async fn membership(
         &self,
         user_id: Uuid,
         deadline: Deadline,
@@ -172,7 +172,7 @@ impl SupabaseClient {
 
 /// One `org_memberships` row.
 #[derive(Debug, Clone, Copy, Deserialize)]
-pub struct MembershipRow {
+pub(crate) struct MembershipRow {
     /// The organisation.
     pub org_id: Uuid,
     /// The member's role in it.
