@@ -147,7 +147,11 @@ impl ApiError {
             }),
             Self::RepairRunning(progress) => Some(ErrorDetails {
                 service: None,
-                repair: Some(*progress),
+                repair: Some(RepairProgressBody {
+                    items_to_repair: progress.items_to_repair,
+                    repaired: progress.repaired,
+                    failed: progress.failed,
+                }),
             }),
             _ => None,
         }
@@ -222,7 +226,18 @@ struct ErrorDetails {
     service: Option<&'static str>,
     /// How far the running repair has got.
     #[serde(skip_serializing_if = "Option::is_none")]
-    repair: Option<RepairProgress>,
+    repair: Option<RepairProgressBody>,
+}
+
+/// How far a running repair has got.
+#[derive(Debug, Serialize, ToSchema)]
+struct RepairProgressBody {
+    /// Items the running repair set out to embed.
+    items_to_repair: u64,
+    /// Embedded and written so far.
+    repaired: u64,
+    /// Failed so far.
+    failed: u64,
 }
 
 impl From<GeminiCallError> for ApiError {

@@ -49,14 +49,13 @@ struct Held {
 }
 
 /// What readiness reports about the key set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeySetStatus {
     /// Keys held now.
     pub keys: usize,
     /// Whether the last fetch succeeded (false: serving from cache, or none held).
     pub last_fetch_ok: bool,
-    /// Seconds since the keys held were fetched; absent when none ever were.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Seconds since the keys held were fetched; `None` when none ever were.
     pub age_seconds: Option<u64>,
 }
 

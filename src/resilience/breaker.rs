@@ -15,11 +15,9 @@ use std::time::{Duration, Instant};
 use failsafe::backoff::Constant;
 use failsafe::failure_policy::ConsecutiveFailures;
 use failsafe::{Config, Instrument, StateMachine};
-use serde::Serialize;
 
 /// Where a breaker stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BreakerState {
     /// Calls flow.
     Closed,

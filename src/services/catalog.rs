@@ -78,7 +78,7 @@ pub struct ItemPage {
 }
 
 /// What embedding repair found and did.
-#[derive(Debug, Default, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Default)]
 pub struct RepairReport {
     /// The org's active items.
     pub total_items: u64,
@@ -99,7 +99,7 @@ pub struct RepairReport {
 }
 
 /// How far a running repair has got, for a second caller told to wait.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct RepairProgress {
     /// Items the running repair set out to embed.
     pub items_to_repair: u64,

@@ -24,7 +24,7 @@ use crate::services::embeddings::{EmbeddingError, EmbeddingService};
 const ENTRY_OVERHEAD: u32 = 128;
 
 /// What readiness reports about the cache.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueryCacheStatus {
     /// Queries held.
     pub entries: u64,

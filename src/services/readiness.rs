@@ -25,7 +25,7 @@ pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 pub const CACHE_TTL: Duration = Duration::from_secs(2);
 
 /// The outcome of the dependency checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Checks {
     /// PostgREST and the database behind it answered.
     pub database: bool,
@@ -34,7 +34,7 @@ pub struct Checks {
 }
 
 /// Circuit breaker states, reported beside the checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Breakers {
     /// The database (PostgREST) breaker.
     pub database: BreakerState,
@@ -43,8 +43,7 @@ pub struct Breakers {
 }
 
 /// What readiness concludes from the checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Every dependency answered.
     Ready,

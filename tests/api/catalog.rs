@@ -295,6 +295,45 @@ async fn bad_catalog_input_is_400_and_costs_nothing() {
     assert_eq!(app.gemini.stats().total_calls(), 0);
 }
 
+/// The original's SDK, `catalog.create(name=...)` with its defaults, sends
+/// empty strings for what it was not given; the original stored the item.
+#[tokio::test]
+async fn the_sdks_empty_defaults_mean_absent() {
+    let app = spawn_app().await;
+    let tenant = create_tenant().await;
+    let (status, item) = create_item(
+        &app,
+        &tenant.admin.token,
+        json!({
+            "name": "  SDK Stapler ",
+            "description": "",
+            "category": " ",
+            "vendor": "",
+            "sku": "",
+            "product_url": "",
+            "metadata": {},
+        }),
+    )
+    .await;
+    assert_eq!(status, 201, "{item}");
+    assert_eq!(item["name"], "SDK Stapler");
+    for field in ["description", "category", "vendor", "sku", "product_url"] {
+        assert_eq!(item[field], Value::Null, "{field}: {item}");
+    }
+    // Blank is absent; a control character is not blank.
+    let (status, error) = create_item(
+        &app,
+        &tenant.admin.token,
+        json!({ "name": "x", "description": "\u{85}" }),
+    )
+    .await;
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(
+        error["error"]["message"],
+        "description must not contain control characters"
+    );
+}
+
 #[tokio::test]
 async fn an_item_is_not_created_when_its_embedding_fails() {
     let app = spawn_app_with(|env| {

@@ -20,7 +20,7 @@ use crate::domain::{
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::{JsonBody, Params, from_query, from_query_or_empty};
 use crate::resilience::Deadline;
-use crate::services::catalog::{RepairProgress, RepairReport};
+use crate::services::catalog::RepairReport;
 use crate::state::AppState;
 
 /// Longest search query accepted.
@@ -37,10 +37,7 @@ pub fn router() -> Router<AppState> {
 
 /// This module's part of the OpenAPI document.
 #[derive(OpenApi)]
-#[openapi(
-    paths(search, list_items, get_item, create_item, repair_embeddings),
-    components(schemas(RepairProgress))
-)]
+#[openapi(paths(search, list_items, get_item, create_item, repair_embeddings))]
 pub struct Api;
 
 /// Body of a `POST /api/catalog/search` request.
@@ -290,7 +287,7 @@ async fn create_item(
 #[utoipa::path(post, path = "/api/admin/embeddings/check", tag = "catalog",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "What was found and repaired (`complete` false when the deadline stopped it early)", body = RepairReport),
+        (status = 200, description = "What was found and repaired (`complete` false when the deadline stopped it early)", body = RepairBody),
         (status = 409, description = "A repair of this organisation is already running; its progress is in `details.repair`", body = ErrorEnvelope),
         (status = 403, description = "The caller is not an admin", body = ErrorEnvelope),
     ))]
@@ -298,10 +295,44 @@ async fn repair_embeddings(
     State(state): State<AppState>,
     caller: Caller,
     deadline: Deadline,
-) -> Result<Json<RepairReport>, ApiError> {
-    Ok(Json(
-        state.catalog.repair_embeddings(&caller, deadline).await?,
-    ))
+) -> Result<Json<RepairBody>, ApiError> {
+    let report = state.catalog.repair_embeddings(&caller, deadline).await?;
+    Ok(Json(report.into()))
+}
+
+/// What embedding repair found and did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RepairBody {
+    /// The org's active items.
+    total_items: u64,
+    /// Of those, items with an embedding by the current model, before repair.
+    items_with_embeddings: u64,
+    /// Items missing an embedding or with one by another model, before repair.
+    items_without_embeddings: u64,
+    /// Items embedded and written now.
+    repaired: u64,
+    /// Items that could not be embedded or written.
+    failed: u64,
+    /// Their ids.
+    failed_items: Vec<Uuid>,
+    /// False when the request's deadline stopped the repair before every
+    /// item was tried: what was written stays written; run it again for
+    /// the rest.
+    complete: bool,
+}
+
+impl From<RepairReport> for RepairBody {
+    fn from(report: RepairReport) -> Self {
+        Self {
+            total_items: report.total_items,
+            items_with_embeddings: report.items_with_embeddings,
+            items_without_embeddings: report.items_without_embeddings,
+            repaired: report.repaired,
+            failed: report.failed,
+            failed_items: report.failed_items,
+            complete: report.complete,
+        }
+    }
 }
 
 impl From<CatalogItem> for ItemBody {

@@ -10,6 +10,7 @@ use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::auth::{KeySetStatus, SigningKeys};
+use crate::resilience::BreakerState;
 use crate::services::query_cache::QueryCacheStatus;
 use crate::services::readiness::{Breakers, Checks, Verdict};
 use crate::state::AppState;
@@ -46,18 +47,137 @@ pub struct HealthResponse {
 /// original. `circuit_breakers` is the port's addition.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReadinessResponse {
-    status: Verdict,
-    checks: Checks,
-    circuit_breakers: Breakers,
+    status: VerdictBody,
+    checks: ChecksBody,
+    circuit_breakers: BreakersBody,
     /// The project's signing keys, when tokens are verified against its key
     /// set: a failed refetch shows here while cached keys keep serving.
     #[serde(skip_serializing_if = "Option::is_none")]
-    signing_keys: Option<KeySetStatus>,
+    signing_keys: Option<KeySetBody>,
     /// The search-query embedding cache, when on.
     #[serde(skip_serializing_if = "Option::is_none")]
-    query_cache: Option<QueryCacheStatus>,
+    query_cache: Option<QueryCacheBody>,
     #[serde(skip_serializing_if = "Option::is_none")]
     uptime_seconds: Option<u64>,
+}
+
+/// What readiness concludes.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictBody {
+    /// Every dependency answered.
+    Ready,
+    /// The database answered but Gemini did not: reads and cached searches
+    /// still work, so the replica keeps its traffic.
+    Degraded,
+    /// Route no traffic here.
+    NotReady,
+}
+
+/// The dependency checks.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChecksBody {
+    /// PostgREST and the database behind it answered.
+    database: bool,
+    /// Gemini answered `models.list` with our key.
+    gemini_api: bool,
+}
+
+/// Where each circuit breaker stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BreakersBody {
+    database: BreakerBody,
+    gemini: BreakerBody,
+}
+
+/// One breaker.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerBody {
+    /// Calls flow.
+    Closed,
+    /// Calls fail at once.
+    Open,
+    /// The cool-down passed; a trial call decides.
+    HalfOpen,
+}
+
+/// The signing-key set.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeySetBody {
+    /// Keys held now.
+    keys: usize,
+    /// Whether the last fetch succeeded (false: serving from cache, or none held).
+    last_fetch_ok: bool,
+    /// Seconds since the keys held were fetched; absent when none ever were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    age_seconds: Option<u64>,
+}
+
+/// The search-query embedding cache.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueryCacheBody {
+    /// Queries held.
+    entries: u64,
+    /// Their weight in bytes, about what they take in memory.
+    bytes: u64,
+}
+
+impl From<Verdict> for VerdictBody {
+    fn from(verdict: Verdict) -> Self {
+        match verdict {
+            Verdict::Ready => Self::Ready,
+            Verdict::Degraded => Self::Degraded,
+            Verdict::NotReady => Self::NotReady,
+        }
+    }
+}
+
+impl From<BreakerState> for BreakerBody {
+    fn from(state: BreakerState) -> Self {
+        match state {
+            BreakerState::Closed => Self::Closed,
+            BreakerState::Open => Self::Open,
+            BreakerState::HalfOpen => Self::HalfOpen,
+        }
+    }
+}
+
+impl From<Checks> for ChecksBody {
+    fn from(checks: Checks) -> Self {
+        Self {
+            database: checks.database,
+            gemini_api: checks.gemini_api,
+        }
+    }
+}
+
+impl From<Breakers> for BreakersBody {
+    fn from(breakers: Breakers) -> Self {
+        Self {
+            database: breakers.database.into(),
+            gemini: breakers.gemini.into(),
+        }
+    }
+}
+
+impl From<KeySetStatus> for KeySetBody {
+    fn from(status: KeySetStatus) -> Self {
+        Self {
+            keys: status.keys,
+            last_fetch_ok: status.last_fetch_ok,
+            age_seconds: status.age_seconds,
+        }
+    }
+}
+
+impl From<QueryCacheStatus> for QueryCacheBody {
+    fn from(status: QueryCacheStatus) -> Self {
+        Self {
+            entries: status.entries,
+            bytes: status.bytes,
+        }
+    }
 }
 
 /// Name and version of the service.
@@ -103,11 +223,11 @@ async fn readiness(State(state): State<AppState>) -> Response {
         Verdict::NotReady => StatusCode::SERVICE_UNAVAILABLE,
     };
     let body = ReadinessResponse {
-        status: verdict,
-        checks,
-        circuit_breakers,
-        signing_keys,
-        query_cache: state.catalog.query_cache_status(),
+        status: verdict.into(),
+        checks: checks.into(),
+        circuit_breakers: circuit_breakers.into(),
+        signing_keys: signing_keys.map(KeySetBody::from),
+        query_cache: state.catalog.query_cache_status().map(QueryCacheBody::from),
         uptime_seconds: (status == StatusCode::OK).then(|| state.uptime_seconds()),
     };
     let mut response = (status, Json(body)).into_response();
