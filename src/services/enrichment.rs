@@ -1,6 +1,6 @@
 //! Product enrichment: turns a product name into structured product data with
 //! Gemini's structured output, validates it as the original service did, and
-//! fans batches out through a bounded `JoinSet`.
+//! fans batches out through the bounded fan-out (`services::fan_out`).
 //!
 //! Unusable model output (invalid JSON, missing fields) gets one repair
 //! attempt that tells the model what was wrong; a second failure is reported
