@@ -16,12 +16,13 @@ use utoipa::ToSchema;
 
 use crate::auth::NotAllowed;
 use crate::clients::gemini::{GeminiCallError, GeminiError};
-use crate::clients::supabase::{Refusal, SupabaseCallError, SupabaseError};
+use crate::clients::supabase::{Breach, Refusal, SupabaseCallError, SupabaseError};
 use crate::resilience::{CallError, RETRY_BUDGET_WAIT};
 use crate::services::catalog::{CatalogError, RepairProgress};
 use crate::services::embeddings::EmbeddingError;
 use crate::services::enrichment::EnrichmentError;
 use crate::services::fan_out::TaskFailed;
+use crate::services::procurement::ProcurementError;
 
 /// An error answer of the API.
 #[derive(Debug, thiserror::Error)]
@@ -292,6 +293,16 @@ impl From<SupabaseCallError> for ApiError {
                 Self::GatewayTimeout("database did not answer in time".to_owned())
             }
             CallError::Upstream(SupabaseError::Refused { reason, answer }) => {
+                // Our own functions' refusals are answers to the client, not faults.
+                if let Refusal::Rule(breach) = reason {
+                    let message = answer.message;
+                    return match breach {
+                        Breach::Invalid => Self::BadRequest(message),
+                        Breach::Forbidden => Self::Forbidden(message),
+                        Breach::NotFound => Self::NotFound(message),
+                        Breach::Conflict => Self::Conflict(message),
+                    };
+                }
                 tracing::warn!(
                     ?reason,
                     status = answer.status,
@@ -318,7 +329,7 @@ impl From<SupabaseCallError> for ApiError {
                     Refusal::MissingFunction => Self::Internal(format!(
                         "database function missing (are the migrations applied?): {answer}"
                     )),
-                    Refusal::Invalid => {
+                    Refusal::Rule(_) | Refusal::Invalid => {
                         Self::BadRequest("the database refused the request".to_owned())
                     }
                 }
@@ -380,6 +391,25 @@ impl From<CatalogError> for ApiError {
                 Self::Forbidden("catalog item belongs to another organisation".to_owned())
             }
             CatalogError::RepairRunning(progress) => Self::RepairRunning(progress),
+        }
+    }
+}
+
+impl From<ProcurementError> for ApiError {
+    fn from(error: ProcurementError) -> Self {
+        match error {
+            ProcurementError::Gemini(e) => e.into(),
+            ProcurementError::UnusableEnrichment(detail) => Self::ExternalService {
+                service: "gemini",
+                detail,
+            },
+            ProcurementError::Database(e) => e.into(),
+            ProcurementError::NotAllowed(e) => e.into(),
+            ProcurementError::TaskFailed(e) => e.into(),
+            ProcurementError::NotFound(message) => Self::NotFound(message),
+            ProcurementError::OtherOrg(message) => Self::Forbidden(message),
+            ProcurementError::Conflict(message) => Self::Conflict(message),
+            ProcurementError::Inconsistent(what) => Self::Internal(what.to_owned()),
         }
     }
 }

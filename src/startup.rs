@@ -21,6 +21,7 @@ use crate::services::catalog::CatalogService;
 use crate::services::embeddings::EmbeddingService;
 use crate::services::enrichment::EnrichmentService;
 use crate::services::membership::MembershipDirectory;
+use crate::services::procurement::ProcurementService;
 use crate::services::query_cache::QueryEmbeddingCache;
 use crate::services::readiness::ReadinessProbe;
 use crate::state::{AppState, Shared};
@@ -117,6 +118,11 @@ impl Application {
         ));
         let tokens = token_verifier(&settings).await?;
         let memberships = Arc::new(MembershipDirectory::new(supabase.clone()));
+        let enrichment = Arc::new(EnrichmentService::new(
+            gemini.clone(),
+            settings.batch.concurrency,
+            gemini_share,
+        ));
         let state = AppState::new(Shared {
             tokens,
             rate_limiter: settings
@@ -124,11 +130,12 @@ impl Application {
                 .rate_limit
                 .map(|limit| RateLimiter::new(limit.per_minute, limit.burst)),
             memberships: Arc::clone(&memberships),
-            enrichment: Arc::new(EnrichmentService::new(
-                gemini.clone(),
-                settings.batch.concurrency,
-                gemini_share,
-            )),
+            enrichment: Arc::clone(&enrichment),
+            procurement: ProcurementService::new(
+                supabase.clone(),
+                Arc::clone(&embeddings),
+                enrichment,
+            ),
             embeddings: Arc::clone(&embeddings),
             catalog: CatalogService::new(
                 supabase.clone(),

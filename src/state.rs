@@ -12,6 +12,7 @@ use crate::services::catalog::CatalogService;
 use crate::services::embeddings::EmbeddingService;
 use crate::services::enrichment::EnrichmentService;
 use crate::services::membership::MembershipDirectory;
+use crate::services::procurement::ProcurementService;
 use crate::services::readiness::ReadinessProbe;
 
 /// What handlers can reach. axum clones the state for every request to every
@@ -52,6 +53,8 @@ pub struct Shared {
     pub embeddings: Arc<EmbeddingService>,
     /// Catalog items, search and embedding repair.
     pub catalog: CatalogService,
+    /// Requests, proposals, their merge and the audit log.
+    pub procurement: ProcurementService,
     /// Dependency checks behind `/api/readiness`.
     pub readiness: ReadinessProbe,
     /// The OpenAPI document, rendered once at start-up.

@@ -39,17 +39,48 @@ impl Caller {
             Err(NotAllowed::role(role))
         }
     }
+
+    /// Whether the caller holds one of `roles`.
+    ///
+    /// # Errors
+    /// [`NotAllowed`] otherwise, naming them as the original did
+    /// (`Requires role: reviewer, admin`).
+    pub fn require_any(&self, roles: &'static [Role]) -> Result<(), NotAllowed> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(NotAllowed(Required::AnyOf(roles)))
+        }
+    }
 }
 
 /// The caller's role does not allow what they asked.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{0} role required")]
-pub struct NotAllowed(Role);
+#[error("{0}")]
+pub struct NotAllowed(Required);
+
+#[derive(Debug, Clone)]
+enum Required {
+    One(Role),
+    AnyOf(&'static [Role]),
+}
+
+impl std::fmt::Display for Required {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::One(role) => write!(f, "{role} role required"),
+            Self::AnyOf(roles) => {
+                let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+                write!(f, "Requires role: {}", names.join(", "))
+            }
+        }
+    }
+}
 
 impl NotAllowed {
     /// Refused for want of `role`.
     pub fn role(role: Role) -> Self {
-        Self(role)
+        Self(Required::One(role))
     }
 }
 

@@ -1,23 +1,28 @@
 //! The catalog's vocabulary, free of HTTP and of any one database or model
 //! API: the enumerations (item status, pricing type, confidence, role, task
-//! type) each with its one list of values, the validated values requests are
-//! parsed into, and the items services hand to routes.
+//! type, the workflow's statuses and proposal types) each with its one list
+//! of values, the validated values requests are parsed into, and the items,
+//! requests, proposals and audit events services hand to routes.
 //!
 //! Parse, don't validate: a request type made of these fields cannot hold a
 //! blank name, an overlong text or an unknown status, and each type states
 //! its own limits in the OpenAPI document, so the two cannot drift apart.
 
 mod cursor;
+mod id;
 mod item;
 mod list;
 mod number;
+mod procurement;
 mod text;
 mod vocabulary;
 
 pub use cursor::PageCursor;
+pub use id::Id;
 pub use item::{CatalogItem, ItemDraft, Metadata, OptionalProductUrl, ProductUrl, SearchHit};
 pub use list::TextList;
 pub use number::{Count, Price, Threshold};
+pub use procurement::{AuditEvent, AuditFilter, Proposal, ProposalDraft, Request, RequestFilter};
 pub use text::{OptionalText, Text};
 pub(crate) use vocabulary::enum_schema;
 /// A user's place in an organisation: the org and their role in it.
@@ -29,7 +34,10 @@ pub struct Membership {
     pub role: Role,
 }
 
-pub use vocabulary::{Confidence, ItemStatus, PricingType, Role, TaskType};
+pub use vocabulary::{
+    Confidence, ItemStatus, PricingType, ProposalStatus, ProposalType, RequestStatus,
+    ReviewDecision, Role, TaskType,
+};
 
 /// What a value type says when the input is not acceptable; the request
 /// reader puts the field's name in front (`name` + ` must not be empty`).

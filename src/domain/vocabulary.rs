@@ -176,6 +176,55 @@ string_enum! {
     }
 }
 
+string_enum! {
+    /// Where a request stands.
+    pub enum RequestStatus {
+        /// Waiting for a reviewer.
+        Pending = "pending",
+        /// Approved (perhaps with a proposal).
+        Approved = "approved",
+        /// Turned down.
+        Rejected = "rejected",
+    }
+}
+
+string_enum! {
+    /// A reviewer's decision on a request.
+    pub enum ReviewDecision {
+        /// Approve the request.
+        Approved = "approved",
+        /// Turn it down.
+        Rejected = "rejected",
+    }
+}
+
+string_enum! {
+    /// Where a proposal stands. `approved` is allowed by the original's
+    /// schema but never written: approving merges.
+    pub enum ProposalStatus {
+        /// Waiting for a reviewer.
+        Pending = "pending",
+        /// Never written; kept so every stored value reads.
+        Approved = "approved",
+        /// Turned down.
+        Rejected = "rejected",
+        /// Approved and merged into the catalog.
+        Merged = "merged",
+    }
+}
+
+string_enum! {
+    /// What a proposal would do to the catalog.
+    pub enum ProposalType {
+        /// Add a new item.
+        AddItem = "ADD_ITEM",
+        /// Add a new item and deprecate the one it replaces.
+        ReplaceItem = "REPLACE_ITEM",
+        /// Deprecate an item.
+        DeprecateItem = "DEPRECATE_ITEM",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

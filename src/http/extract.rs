@@ -1,4 +1,5 @@
-//! Request input: [`JsonBody`] (a JSON body) and [`Params`] (a query string)
+//! Request input: [`JsonBody`] (a JSON body; [`JsonBodyOrNone`] where no
+//! body means defaults) and [`Params`] (a query string)
 //! deserialize straight into a route's request type, whose fields are
 //! `domain` values that check themselves; plus the request [`Deadline`].
 //!
@@ -39,6 +40,31 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(body_rejection)?;
+        read_json(&bytes).map(Self)
+    }
+}
+
+/// A JSON body read into `T`, or `T::default()` when there is no body at
+/// all (the original's approve and reject took an absent body as `{}`).
+#[derive(Debug)]
+pub struct JsonBodyOrNone<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for JsonBodyOrNone<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let json = is_json(request.headers());
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(body_rejection)?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(T::default()));
+        }
+        if !json {
+            return Err(ApiError::UnsupportedMediaType(
+                "expected a request body with content-type application/json".to_owned(),
+            ));
+        }
         read_json(&bytes).map(Self)
     }
 }

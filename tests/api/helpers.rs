@@ -294,11 +294,12 @@ pub struct User {
     pub token: String,
 }
 
-/// A fresh organisation with an admin and a requester, so tests never share
-/// catalog rows.
+/// A fresh organisation with an admin, a reviewer and a requester, so tests
+/// never share catalog rows.
 pub struct Tenant {
     pub org_id: Uuid,
     pub admin: User,
+    pub reviewer: User,
     pub requester: User,
 }
 
@@ -315,6 +316,7 @@ pub async fn create_tenant() -> Tenant {
     let org_id = Uuid::new_v4();
     let admin = Uuid::new_v4();
     let requester = Uuid::new_v4();
+    let reviewer = Uuid::new_v4();
     let inserts = [
         (
             "orgs",
@@ -325,6 +327,7 @@ pub async fn create_tenant() -> Tenant {
             json!([
                 { "org_id": org_id, "user_id": admin, "role": "admin" },
                 { "org_id": org_id, "user_id": requester, "role": "requester" },
+                { "org_id": org_id, "user_id": reviewer, "role": "reviewer" },
             ]),
         ),
     ];
@@ -349,6 +352,10 @@ pub async fn create_tenant() -> Tenant {
         admin: User {
             id: admin,
             token: user_token(admin),
+        },
+        reviewer: User {
+            id: reviewer,
+            token: user_token(reviewer),
         },
         requester: User {
             id: requester,

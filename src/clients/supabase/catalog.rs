@@ -77,7 +77,9 @@ struct Coverage {
 /// Postgres writes `…52.36089+00:00` in JSON built by SQL and some servers
 /// `…52.360890+00:00` for the same instant; fix the fraction at six digits so
 /// an item reads the same whichever path it came by.
-fn timestamp<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+pub(super) fn timestamp<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<String, D::Error> {
     let raw = String::deserialize(deserializer)?;
     Ok(six_digit_fraction(&raw))
 }
@@ -105,7 +107,7 @@ fn six_digit_fraction(raw: &str) -> String {
 /// RPC parameters without the null ones. The SQL functions give every
 /// optional parameter a default, and leaving one out is the portable way to
 /// say "none": some PostgREST-compatible servers pass a JSON null as ''.
-fn rpc_params(params: Value) -> Value {
+pub(super) fn rpc_params(params: Value) -> Value {
     match params {
         Value::Object(map) => {
             Value::Object(map.into_iter().filter(|(_, v)| !v.is_null()).collect())
@@ -115,7 +117,7 @@ fn rpc_params(params: Value) -> Value {
 }
 
 /// pgvector's text form, `[0.1,0.2,...]`, which PostgREST casts to `vector`.
-fn vector_literal(values: &[f32]) -> String {
+pub(super) fn vector_literal(values: &[f32]) -> String {
     let mut text = String::with_capacity(values.len() * 12 + 2);
     text.push('[');
     for (i, v) in values.iter().enumerate() {

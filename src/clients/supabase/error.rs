@@ -61,8 +61,25 @@ pub enum Refusal {
     /// The function called is not in the schema (`PGRST202`): migrations
     /// not applied, a bug on our side.
     MissingFunction,
+    /// One of our SQL functions refused, with SQLSTATE class `CA` and a
+    /// message written for the client (see `db/migrations/0013`).
+    Rule(Breach),
     /// Anything else: a filter, a value or a body the database refused.
     Invalid,
+}
+
+/// Which rule of a workflow function a request broke (SQLSTATE `CA400`,
+/// `CA403`, `CA404`, `CA409`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Breach {
+    /// Bad input the database alone could check (`CA400`).
+    Invalid,
+    /// The caller's role or org does not allow it (`CA403`).
+    Forbidden,
+    /// No such row (`CA404`).
+    NotFound,
+    /// The row is not in a state that allows it (`CA409`).
+    Conflict,
 }
 
 /// What PostgREST answered, kept for the log.
@@ -138,6 +155,10 @@ impl SupabaseError {
             "PGRST116" => Refusal::NotFound,
             "PGRST301" | "PGRST302" | "PGRST303" => Refusal::TokenRejected,
             "PGRST202" => Refusal::MissingFunction,
+            "CA400" => Refusal::Rule(Breach::Invalid),
+            "CA403" => Refusal::Rule(Breach::Forbidden),
+            "CA404" => Refusal::Rule(Breach::NotFound),
+            "CA409" => Refusal::Rule(Breach::Conflict),
             _ if status == 401 => Refusal::TokenRejected,
             _ if status == 403 => Refusal::Forbidden,
             _ => Refusal::Invalid,
@@ -220,6 +241,10 @@ mod tests {
         assert_eq!(classify(404, "PGRST202"), Some(Refusal::MissingFunction));
         assert_eq!(classify(401, "XX"), Some(Refusal::TokenRejected));
         assert_eq!(classify(400, "22P02"), Some(Refusal::Invalid));
+        assert_eq!(
+            classify(400, "CA409"),
+            Some(Refusal::Rule(Breach::Conflict))
+        );
         assert_eq!(classify(503, "XX000"), None);
         assert_eq!(classify(429, ""), None);
         assert!(SupabaseError::from_response(403, "{}").is_refusal());

@@ -7,9 +7,11 @@
 
 mod catalog;
 mod error;
+mod procurement;
 
 pub(crate) use catalog::{ItemEmbedding, ItemRow, ItemText, SearchHitRow};
-pub use error::{PostgrestAnswer, Refusal, SupabaseCallError, SupabaseError};
+pub use error::{Breach, PostgrestAnswer, Refusal, SupabaseCallError, SupabaseError};
+pub(crate) use procurement::{AuditEventRow, ProposalRow, RequestRow};
 
 use std::sync::Arc;
 use std::time::Duration;

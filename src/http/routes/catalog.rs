@@ -164,7 +164,7 @@ fn status_filter_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Sch
 }
 
 /// A `next_cursor`, or empty for the first page.
-fn cursor_param_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+pub(super) fn cursor_param_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
     utoipa::openapi::schema::ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::Type::String)
         .pattern(Some(format!("^({})?$", PageCursor::PATTERN)))

@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod embeddings;
 pub mod health;
 pub mod openapi;
+pub mod procurement;
 pub mod products;
 
 use axum::Router;
@@ -25,4 +26,5 @@ pub fn api() -> Router<AppState> {
         .merge(products::router())
         .merge(embeddings::router())
         .merge(catalog::router())
+        .merge(procurement::router())
 }

@@ -23,7 +23,7 @@ use crate::config::BatchSettings;
 use crate::error::ErrorEnvelope;
 use crate::state::AppState;
 
-use super::{auth, catalog, embeddings, health, products};
+use super::{auth, catalog, embeddings, health, procurement, products};
 
 /// Where the document is served.
 pub const PATH: &str = "/api/openapi.json";
@@ -50,6 +50,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         products::Api::openapi(),
         embeddings::Api::openapi(),
         catalog::Api::openapi(),
+        procurement::Api::openapi(),
     ] {
         doc.merge(part);
     }
@@ -122,7 +123,33 @@ pub fn render(batch: &BatchSettings) -> Result<Arc<[u8]>, serde_json::Error> {
         "texts",
         batch.max_embed_texts,
     );
+    require_by_proposal_type(&mut doc);
     serde_json::to_vec(&doc).map(Arc::from)
+}
+
+/// What each proposal type requires beyond the fields every proposal may
+/// carry (checked by `insert_proposal` in the database): a name for adding
+/// and replacing, the item for replacing and deprecating.
+fn require_by_proposal_type(doc: &mut Value) {
+    let Some(schema) = doc.pointer_mut("/components/schemas/NewProposalBody") else {
+        return;
+    };
+    let name = serde_json::json!({"$ref": "#/components/schemas/Text255"});
+    let item = serde_json::json!({"$ref": "#/components/schemas/Id"});
+    let branch = |kind: &str, required: &[&str]| {
+        let mut properties = serde_json::Map::new();
+        properties.insert("proposal_type".into(), serde_json::json!({"enum": [kind]}));
+        for field in required {
+            let value = if *field == "item_name" { &name } else { &item };
+            properties.insert((*field).to_owned(), value.clone());
+        }
+        serde_json::json!({"properties": properties, "required": required})
+    };
+    schema["oneOf"] = serde_json::json!([
+        branch("ADD_ITEM", &["item_name"]),
+        branch("REPLACE_ITEM", &["item_name", "replacing_item_id"]),
+        branch("DEPRECATE_ITEM", &["replacing_item_id"]),
+    ]);
 }
 
 /// Gives `schema.field` (a list, by reference) its own copy of the list

@@ -1,0 +1,406 @@
+//! The procurement workflow through PostgREST: requests, proposals, their
+//! merge and the audit log. Every write is one call of a SQL function, as
+//! the caller, that also writes the audit events (`db/migrations/0013`);
+//! reads run as the caller so row-level security has the last word.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::catalog::{rpc_params, timestamp, vector_literal};
+use super::{ItemEmbedding, SupabaseCallError, SupabaseClient};
+use crate::domain::{
+    AuditFilter, PageCursor, PricingType, ProposalStatus, ProposalType, RequestFilter,
+    RequestStatus,
+};
+use crate::resilience::Deadline;
+
+/// A `requests` row.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RequestRow {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub created_by: Uuid,
+    pub search_query: String,
+    #[serde(default)]
+    pub search_results: Option<Value>,
+    pub justification: Option<String>,
+    pub status: RequestStatus,
+    pub reviewed_by: Option<Uuid>,
+    pub review_notes: Option<String>,
+    #[serde(default, deserialize_with = "optional_timestamp")]
+    pub reviewed_at: Option<String>,
+    #[serde(deserialize_with = "timestamp")]
+    pub created_at: String,
+    #[serde(deserialize_with = "timestamp")]
+    pub updated_at: String,
+}
+
+/// A reviewed request, with the proposal created with it.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ReviewedRow {
+    #[serde(flatten)]
+    pub request: RequestRow,
+    #[serde(default)]
+    pub proposal: Option<ProposalRow>,
+}
+
+/// A `proposals` row.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ProposalRow {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub proposal_type: ProposalType,
+    pub proposed_by: Uuid,
+    pub request_id: Option<Uuid>,
+    pub item_name: Option<String>,
+    pub item_description: Option<String>,
+    pub item_category: Option<String>,
+    #[serde(default)]
+    pub item_metadata: Option<Box<RawValue>>,
+    pub replacing_item_id: Option<Uuid>,
+    pub status: ProposalStatus,
+    pub reviewed_by: Option<Uuid>,
+    pub review_notes: Option<String>,
+    #[serde(default, deserialize_with = "optional_timestamp")]
+    pub reviewed_at: Option<String>,
+    #[serde(default, deserialize_with = "optional_timestamp")]
+    pub merged_at: Option<String>,
+    #[serde(deserialize_with = "timestamp")]
+    pub created_at: String,
+    #[serde(deserialize_with = "timestamp")]
+    pub updated_at: String,
+    pub item_price: Option<f64>,
+    pub item_pricing_type: Option<PricingType>,
+    pub item_product_url: Option<String>,
+    pub item_vendor: Option<String>,
+    pub item_sku: Option<String>,
+    #[serde(default)]
+    pub justification: Option<String>,
+}
+
+/// What a merge function answers: the original's keys, and the merged row.
+#[derive(Debug, Deserialize)]
+pub(crate) struct MergedRow {
+    pub proposal: ProposalRow,
+}
+
+/// An `audit_events` row.
+#[derive(Debug, Deserialize)]
+pub(crate) struct AuditEventRow {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub event_type: String,
+    pub actor_id: Uuid,
+    pub resource_type: String,
+    pub resource_id: Uuid,
+    #[serde(default)]
+    pub metadata: Option<Box<RawValue>>,
+    #[serde(deserialize_with = "timestamp")]
+    pub created_at: String,
+}
+
+fn optional_timestamp<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    struct Wrapped(#[serde(deserialize_with = "timestamp")] String);
+    Ok(Option::<Wrapped>::deserialize(d)?.map(|w| w.0))
+}
+
+/// Which merge function approves a proposal of each type.
+fn merge_function(kind: ProposalType) -> &'static str {
+    match kind {
+        ProposalType::AddItem => "merge_add_item_proposal",
+        ProposalType::ReplaceItem => "merge_replace_item_proposal",
+        ProposalType::DeprecateItem => "merge_deprecate_item_proposal",
+    }
+}
+
+/// Newest first, after `after`: the keyset filter every list shares.
+fn page(
+    mut request: postgrest::Builder,
+    limit: usize,
+    after: Option<&PageCursor>,
+) -> postgrest::Builder {
+    request = request.order("created_at.desc,id.desc").limit(limit);
+    if let Some(key) = after {
+        request = request.or(format!(
+            "created_at.lt.\"{t}\",and(created_at.eq.\"{t}\",id.lt.{id})",
+            t = key.created_at(),
+            id = key.id
+        ));
+    }
+    request
+}
+
+impl SupabaseClient {
+    /// Files a request as the caller, with its audit event.
+    pub(crate) async fn create_request(
+        &self,
+        token: &str,
+        search_query: &str,
+        search_results: &Value,
+        justification: Option<&str>,
+        deadline: Deadline,
+    ) -> Result<RequestRow, SupabaseCallError> {
+        let params = rpc_params(json!({
+            "p_search_query": search_query,
+            "p_search_results": search_results,
+            "p_justification": justification,
+        }));
+        // Not retried on a lost answer: a retry could file it twice.
+        self.policy
+            .call_once(deadline, || {
+                self.execute(self.user_rpc("create_request", &params, token))
+            })
+            .await
+    }
+
+    /// A page of the org's requests, newest first.
+    pub(crate) async fn list_requests(
+        &self,
+        token: &str,
+        org_id: Uuid,
+        filter: &RequestFilter,
+        limit: usize,
+        after: Option<&PageCursor>,
+        deadline: Deadline,
+    ) -> Result<Vec<RequestRow>, SupabaseCallError> {
+        self.policy
+            .call(deadline, || {
+                let mut request = self
+                    .user_request("requests", token)
+                    .select("*")
+                    .eq("org_id", org_id.to_string());
+                if let Some(status) = filter.status {
+                    request = request.eq("status", status.as_str());
+                }
+                if let Some(user) = filter.created_by {
+                    request = request.eq("created_by", user.to_string());
+                }
+                self.execute(page(request, limit, after))
+            })
+            .await
+    }
+
+    /// The request, if the caller may read it.
+    pub(crate) async fn get_request(
+        &self,
+        token: &str,
+        id: Uuid,
+        deadline: Deadline,
+    ) -> Result<Option<RequestRow>, SupabaseCallError> {
+        let rows: Vec<RequestRow> = self
+            .policy
+            .call(deadline, || {
+                self.execute(
+                    self.user_request("requests", token)
+                        .select("*")
+                        .eq("id", id.to_string())
+                        .limit(1),
+                )
+            })
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// Reviews a request and, with `proposal` (proposals' column names),
+    /// creates its proposal: one transaction.
+    pub(crate) async fn review_request(
+        &self,
+        token: &str,
+        id: Uuid,
+        status: &str,
+        review_notes: Option<&str>,
+        proposal: Option<&Value>,
+        deadline: Deadline,
+    ) -> Result<ReviewedRow, SupabaseCallError> {
+        let params = rpc_params(json!({
+            "p_request_id": id,
+            "p_status": status,
+            "p_review_notes": review_notes,
+            "p_proposal": proposal,
+        }));
+        // A retry after a lost answer finds the request reviewed: 409, never twice.
+        self.policy
+            .call_once(deadline, || {
+                self.execute(self.user_rpc("review_request", &params, token))
+            })
+            .await
+    }
+
+    /// Creates a proposal (reviewers and admins) from its fields.
+    pub(crate) async fn create_proposal(
+        &self,
+        token: &str,
+        fields: &Value,
+        request_id: Option<Uuid>,
+        deadline: Deadline,
+    ) -> Result<ProposalRow, SupabaseCallError> {
+        let params = rpc_params(json!({ "p_proposal": fields, "p_request_id": request_id }));
+        self.policy
+            .call_once(deadline, || {
+                self.execute(self.user_rpc("create_proposal", &params, token))
+            })
+            .await
+    }
+
+    /// Files an ADD_ITEM proposal for any member.
+    pub(crate) async fn request_new_item(
+        &self,
+        token: &str,
+        fields: &Value,
+        justification: Option<&str>,
+        deadline: Deadline,
+    ) -> Result<ProposalRow, SupabaseCallError> {
+        let params = rpc_params(json!({ "p_proposal": fields, "p_justification": justification }));
+        self.policy
+            .call_once(deadline, || {
+                self.execute(self.user_rpc("request_new_item", &params, token))
+            })
+            .await
+    }
+
+    /// A page of the org's proposals, newest first.
+    pub(crate) async fn list_proposals(
+        &self,
+        token: &str,
+        org_id: Uuid,
+        status: Option<ProposalStatus>,
+        limit: usize,
+        after: Option<&PageCursor>,
+        deadline: Deadline,
+    ) -> Result<Vec<ProposalRow>, SupabaseCallError> {
+        self.policy
+            .call(deadline, || {
+                let mut request = self
+                    .user_request("proposals", token)
+                    .select("*")
+                    .eq("org_id", org_id.to_string());
+                if let Some(status) = status {
+                    request = request.eq("status", status.as_str());
+                }
+                self.execute(page(request, limit, after))
+            })
+            .await
+    }
+
+    /// The proposal, if the caller may read it.
+    pub(crate) async fn get_proposal(
+        &self,
+        token: &str,
+        id: Uuid,
+        deadline: Deadline,
+    ) -> Result<Option<ProposalRow>, SupabaseCallError> {
+        let rows: Vec<ProposalRow> = self
+            .policy
+            .call(deadline, || {
+                self.execute(
+                    self.user_request("proposals", token)
+                        .select("*")
+                        .eq("id", id.to_string())
+                        .limit(1),
+                )
+            })
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// Approves a proposal of type `kind` in one transaction: the item and
+    /// its embedding, the replaced item deprecated, the proposal merged and
+    /// the audit events.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the merge function's parameters, named"
+    )]
+    pub(crate) async fn merge_proposal(
+        &self,
+        token: &str,
+        kind: ProposalType,
+        id: Uuid,
+        reviewer: Uuid,
+        review_notes: Option<&str>,
+        embedding: Option<ItemEmbedding<'_>>,
+        deadline: Deadline,
+    ) -> Result<MergedRow, SupabaseCallError> {
+        let mut params = json!({
+            "p_proposal_id": id,
+            "p_reviewed_by": reviewer,
+            "p_review_notes": review_notes,
+        });
+        if let Some(embedding) = embedding {
+            params["p_embedding"] = json!(vector_literal(embedding.vector));
+            params["p_model_version"] = json!(embedding.model_version);
+        }
+        let params = rpc_params(params);
+        // A retry after a lost answer finds the proposal merged: 409, never twice.
+        self.policy
+            .call_once(deadline, || {
+                self.execute(self.user_rpc(merge_function(kind), &params, token))
+            })
+            .await
+    }
+
+    /// Rejects a pending proposal.
+    pub(crate) async fn reject_proposal(
+        &self,
+        token: &str,
+        id: Uuid,
+        review_notes: Option<&str>,
+        deadline: Deadline,
+    ) -> Result<ProposalRow, SupabaseCallError> {
+        let params = rpc_params(json!({ "p_proposal_id": id, "p_review_notes": review_notes }));
+        self.policy
+            .call_once(deadline, || {
+                self.execute(self.user_rpc("reject_proposal", &params, token))
+            })
+            .await
+    }
+
+    /// Whether a request (`kind` "request") or proposal ("proposal") exists
+    /// in any org; service key, so users cannot probe other orgs' ids.
+    pub(crate) async fn procurement_row_exists(
+        &self,
+        kind: &str,
+        id: Uuid,
+        deadline: Deadline,
+    ) -> Result<bool, SupabaseCallError> {
+        let params = json!({ "p_kind": kind, "p_id": id });
+        self.policy
+            .call(deadline, || {
+                self.execute(self.service_rpc("procurement_row_exists", &params))
+            })
+            .await
+    }
+
+    /// A page of the org's audit events, newest first (admins: row-level
+    /// security checks).
+    pub(crate) async fn list_audit_events(
+        &self,
+        token: &str,
+        org_id: Uuid,
+        filter: &AuditFilter<'_>,
+        limit: usize,
+        after: Option<&PageCursor>,
+        deadline: Deadline,
+    ) -> Result<Vec<AuditEventRow>, SupabaseCallError> {
+        self.policy
+            .call(deadline, || {
+                let mut request = self
+                    .user_request("audit_events", token)
+                    .select("*")
+                    .eq("org_id", org_id.to_string());
+                if let Some(event_type) = filter.event_type {
+                    request = request.eq("event_type", event_type);
+                }
+                if let Some(resource_type) = filter.resource_type {
+                    request = request.eq("resource_type", resource_type);
+                }
+                if let Some(resource_id) = filter.resource_id {
+                    request = request.eq("resource_id", resource_id.to_string());
+                }
+                self.execute(page(request, limit, after))
+            })
+            .await
+    }
+}

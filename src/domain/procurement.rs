@@ -1,0 +1,100 @@
+//! The procurement workflow's values: requests, proposals (and the draft a
+//! new one starts from) and audit events, as services hand them to routes.
+
+use serde_json::Value;
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use super::{
+    Metadata, Price, PricingType, ProductUrl, ProposalStatus, ProposalType, RequestStatus,
+};
+
+/// A request for something the catalog lacks.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub created_by: Uuid,
+    pub search_query: String,
+    /// The search results the requester saw, as stored.
+    pub search_results: Option<Value>,
+    pub justification: Option<String>,
+    pub status: RequestStatus,
+    pub reviewed_by: Option<Uuid>,
+    pub review_notes: Option<String>,
+    pub reviewed_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A proposed change to the catalog.
+#[derive(Debug, Clone)]
+pub struct Proposal {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub proposal_type: ProposalType,
+    pub proposed_by: Uuid,
+    pub request_id: Option<Uuid>,
+    pub item_name: Option<String>,
+    pub item_description: Option<String>,
+    pub item_category: Option<String>,
+    pub item_metadata: Option<Box<RawValue>>,
+    pub replacing_item_id: Option<Uuid>,
+    pub status: ProposalStatus,
+    pub reviewed_by: Option<Uuid>,
+    pub review_notes: Option<String>,
+    pub reviewed_at: Option<String>,
+    pub merged_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub item_price: Option<f64>,
+    pub item_pricing_type: Option<PricingType>,
+    pub item_product_url: Option<String>,
+    pub item_vendor: Option<String>,
+    pub item_sku: Option<String>,
+    pub justification: Option<String>,
+}
+
+/// A new proposal's fields, checked (the rules only the database can
+/// check, such as whose item `replacing_item_id` is, are checked there).
+#[derive(Debug, Clone, Default)]
+pub struct ProposalDraft {
+    pub item_name: Option<String>,
+    pub item_description: Option<String>,
+    pub item_category: Option<String>,
+    pub item_metadata: Option<Metadata>,
+    pub item_price: Option<Price>,
+    pub item_pricing_type: Option<PricingType>,
+    pub item_product_url: Option<ProductUrl>,
+    pub item_vendor: Option<String>,
+    pub item_sku: Option<String>,
+    pub replacing_item_id: Option<Uuid>,
+}
+
+/// Which requests to list; every given filter must match.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RequestFilter {
+    pub status: Option<RequestStatus>,
+    pub created_by: Option<Uuid>,
+}
+
+/// Which audit events to list; every given filter must match.
+#[derive(Debug, Default)]
+pub struct AuditFilter<'a> {
+    pub event_type: Option<&'a str>,
+    pub resource_type: Option<&'a str>,
+    pub resource_id: Option<Uuid>,
+}
+
+/// One step of the workflow, as recorded.
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub event_type: String,
+    pub actor_id: Uuid,
+    pub resource_type: String,
+    pub resource_id: Uuid,
+    pub metadata: Option<Box<RawValue>>,
+    pub created_at: String,
+}

@@ -1,0 +1,917 @@
+//! The procurement workflow, as the original served it: `POST/GET
+//! /api/requests`, `GET /api/requests/{id}`, `POST /api/requests/{id}/review`,
+//! `POST/GET /api/proposals`, `GET /api/proposals/{id}`,
+//! `POST /api/proposals/{id}/approve` and `/reject`,
+//! `POST /api/catalog/request-new-item` and `GET /api/admin/audit-log`.
+//! Requests deserialize into the types below; the work is in
+//! `services::procurement`.
+
+use std::fmt;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::{Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
+use utoipa::{IntoParams, OpenApi, PartialSchema, ToSchema};
+use uuid::Uuid;
+
+use super::catalog::MAX_QUERY_CHARS;
+use super::products::EnrichmentBody;
+use crate::auth::Caller;
+use crate::domain::{
+    AuditEvent, AuditFilter, Count, Id, Metadata, OptionalProductUrl, OptionalText, PageCursor,
+    Price, PricingType, Proposal, ProposalDraft, ProposalStatus, ProposalType, Request,
+    RequestFilter, RequestStatus, ReviewDecision, Text,
+};
+use crate::error::{ApiError, ErrorEnvelope};
+use crate::http::extract::{JsonBody, JsonBodyOrNone, Params, from_query, from_query_or_empty};
+use crate::resilience::Deadline;
+use crate::services::procurement::{NewItemRequest, Page};
+use crate::state::AppState;
+
+/// Longest justification or review note accepted.
+const MAX_NOTE_CHARS: usize = 5_000;
+/// Most search results a request may carry.
+const MAX_SEARCH_RESULTS: usize = 100;
+
+/// Routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/requests", post(create_request).get(list_requests))
+        .route("/api/requests/{id}", get(get_request))
+        .route("/api/requests/{id}/review", post(review_request))
+        .route("/api/proposals", post(create_proposal).get(list_proposals))
+        .route("/api/proposals/{id}", get(get_proposal))
+        .route("/api/proposals/{id}/approve", post(approve_proposal))
+        .route("/api/proposals/{id}/reject", post(reject_proposal))
+        .route("/api/catalog/request-new-item", post(request_new_item))
+        .route("/api/admin/audit-log", get(audit_log))
+}
+
+/// This module's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(paths(
+    create_request,
+    list_requests,
+    get_request,
+    review_request,
+    create_proposal,
+    list_proposals,
+    get_proposal,
+    approve_proposal,
+    reject_proposal,
+    request_new_item,
+    audit_log
+))]
+pub struct Api;
+
+fn path_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
+    raw.parse::<Id>()
+        .map(|id| id.0)
+        .map_err(|_| ApiError::BadRequest(format!("Invalid {what} ID format")))
+}
+
+// ---- requests ----------------------------------------------------------
+
+/// Body of `POST /api/requests`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewRequestBody {
+    /// What the requester searched for.
+    search_query: Text<{ MAX_QUERY_CHARS }>,
+    /// What the search showed them; `[]` when absent.
+    #[serde(default)]
+    search_results: SearchResults,
+    /// Why the catalog needs it.
+    #[serde(default)]
+    justification: OptionalText<{ MAX_NOTE_CHARS }>,
+}
+
+/// The search results a request carries, each stored as `{name,
+/// description, category, similarity_score}` plus `price`, `vendor` and
+/// `sku` when given, as the original stored them.
+#[derive(Debug, Default)]
+struct SearchResults(Vec<Value>);
+
+impl<'de> Deserialize<'de> for SearchResults {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ListVisitor;
+        impl<'de> Visitor<'de> for ListVisitor {
+            type Value = Vec<Value>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Value>, A::Error> {
+                let mut results = Vec::new();
+                while let Some(SearchResult(result)) = seq.next_element()? {
+                    if results.len() == MAX_SEARCH_RESULTS {
+                        return Err(A::Error::custom(format!(
+                            "must have at most {MAX_SEARCH_RESULTS} entries"
+                        )));
+                    }
+                    results.push(result);
+                }
+                Ok(results)
+            }
+        }
+        d.deserialize_seq(ListVisitor).map(Self)
+    }
+}
+
+struct SearchResult(Value);
+
+impl<'de> Deserialize<'de> for SearchResult {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct EntryVisitor;
+        impl<'de> Visitor<'de> for EntryVisitor {
+            type Value = Map<String, Value>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a dictionary")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entry = Map::new();
+                while let Some((key, value)) = map.next_entry::<String, Value>()? {
+                    entry.insert(key, value);
+                }
+                Ok(entry)
+            }
+        }
+        let entry = d.deserialize_map(EntryVisitor)?;
+        let text = |key: &str| -> Result<Option<String>, D::Error> {
+            match entry.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Text::<1000>::parse(s)
+                    .map(|t| Some(t.into_string()))
+                    .or(Ok(Some(String::new()))),
+                Some(_) => Err(D::Error::custom(format!("{key} must be a string"))),
+            }
+        };
+        let name = text("name")?
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| D::Error::custom("missing required field 'name'"))?;
+        let score = entry
+            .get("similarity_score")
+            .and_then(Value::as_f64)
+            .filter(|s| s.is_finite())
+            .unwrap_or(0.0);
+        let mut stored = json!({
+            "name": name,
+            "description": text("description")?.unwrap_or_default(),
+            "category": text("category")?.unwrap_or_default(),
+            "similarity_score": score,
+        });
+        for key in ["price", "vendor", "sku"] {
+            if let Some(value) = entry.get(key).filter(|v| v.is_number() || v.is_string()) {
+                stored[key] = value.clone();
+            }
+        }
+        Ok(Self(stored))
+    }
+}
+
+impl PartialSchema for SearchResults {
+    fn schema() -> RefOr<Schema> {
+        let entry = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "name",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(1000))
+                    .pattern(Some("[^\\s\\u0000-\\u001F\\u007F-\\u009F]")),
+            )
+            .required("name")
+            .property(
+                "description",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .max_length(Some(1000)),
+            )
+            .property(
+                "category",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .max_length(Some(1000)),
+            )
+            .property(
+                "similarity_score",
+                ObjectBuilder::new().schema_type(Type::Number),
+            )
+            .property("vendor", ObjectBuilder::new().schema_type(Type::String))
+            .property("sku", ObjectBuilder::new().schema_type(Type::String))
+            .property("price", ObjectBuilder::new().schema_type(Type::Number));
+        ArrayBuilder::new()
+            .items(entry)
+            .max_items(Some(MAX_SEARCH_RESULTS))
+            .into()
+    }
+}
+
+impl ToSchema for SearchResults {}
+
+/// A request, as stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RequestBody {
+    id: Uuid,
+    org_id: Uuid,
+    created_by: Uuid,
+    search_query: String,
+    #[schema(value_type = Option<Vec<Object>>)]
+    search_results: Option<Value>,
+    justification: Option<String>,
+    status: RequestStatus,
+    reviewed_by: Option<Uuid>,
+    review_notes: Option<String>,
+    #[schema(format = DateTime)]
+    reviewed_at: Option<String>,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+}
+
+/// Body of `GET /api/requests`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RequestList {
+    /// Newest first.
+    requests: Vec<RequestBody>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    next_cursor: Option<PageCursor>,
+}
+
+/// Files a request for something the catalog lacks (any member).
+#[utoipa::path(post, path = "/api/requests", tag = "procurement",
+    security(("bearer" = [])),
+    request_body = NewRequestBody,
+    responses((status = 201, description = "The request, pending", body = RequestBody)))]
+async fn create_request(
+    State(state): State<AppState>,
+    caller: Caller,
+    deadline: Deadline,
+    JsonBody(body): JsonBody<NewRequestBody>,
+) -> Result<(StatusCode, Json<RequestBody>), ApiError> {
+    let justification = body.justification.into_option();
+    let request = state
+        .procurement
+        .create_request(
+            &caller,
+            body.search_query.as_str(),
+            &Value::Array(body.search_results.0),
+            justification.as_deref(),
+            deadline,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(request.into())))
+}
+
+/// Query of `GET /api/requests`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RequestListQuery {
+    /// `pending`, `approved` or `rejected`; every status when absent or empty.
+    #[serde(default, deserialize_with = "from_query_or_empty")]
+    #[param(schema_with = request_status_filter)]
+    status: Option<RequestStatus>,
+    /// Only requests by this user.
+    #[serde(default, deserialize_with = "from_query")]
+    created_by: Option<Id>,
+    /// Rows per page, 1 to 1,000; 100 when absent.
+    #[serde(default, deserialize_with = "from_query")]
+    #[param(inline)]
+    limit: Option<Count<1, 1000>>,
+    /// `next_cursor` of the previous page; the first page when absent or empty.
+    #[serde(default, deserialize_with = "from_query_or_empty")]
+    #[param(schema_with = super::catalog::cursor_param_schema)]
+    cursor: Option<PageCursor>,
+}
+
+fn request_status_filter() -> RefOr<Schema> {
+    crate::domain::enum_schema(RequestStatus::ALL.iter().map(|s| s.as_str()).chain([""]))
+}
+
+fn proposal_status_filter() -> RefOr<Schema> {
+    crate::domain::enum_schema(ProposalStatus::ALL.iter().map(|s| s.as_str()).chain([""]))
+}
+
+/// The caller's organisation's requests, newest first, a page at a time.
+#[utoipa::path(get, path = "/api/requests", tag = "procurement",
+    security(("bearer" = [])),
+    params(RequestListQuery),
+    responses((status = 200, description = "One page of requests", body = RequestList)))]
+async fn list_requests(
+    State(state): State<AppState>,
+    caller: Caller,
+    deadline: Deadline,
+    Params(query): Params<RequestListQuery>,
+) -> Result<Json<RequestList>, ApiError> {
+    let Page { rows, next_cursor } = state
+        .procurement
+        .list_requests(
+            &caller,
+            RequestFilter {
+                status: query.status,
+                created_by: query.created_by.map(|id| id.0),
+            },
+            page_size(query.limit),
+            query.cursor,
+            deadline,
+        )
+        .await?;
+    Ok(Json(RequestList {
+        requests: rows.into_iter().map(RequestBody::from).collect(),
+        next_cursor,
+    }))
+}
+
+fn page_size(limit: Option<Count<1, 1000>>) -> usize {
+    limit.map_or(100, |n| n.get() as usize)
+}
+
+/// One request of the caller's organisation.
+#[utoipa::path(get, path = "/api/requests/{id}", tag = "procurement",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The request's id")),
+    responses(
+        (status = 200, description = "The request", body = RequestBody),
+        (status = 403, description = "Another organisation's request", body = ErrorEnvelope),
+        (status = 404, description = "No such request", body = ErrorEnvelope),
+    ))]
+async fn get_request(
+    State(state): State<AppState>,
+    caller: Caller,
+    deadline: Deadline,
+    Path(id): Path<String>,
+) -> Result<Json<RequestBody>, ApiError> {
+    let id = path_id(&id, "request")?;
+    let request = state.procurement.get_request(&caller, id, deadline).await?;
+    Ok(Json(request.into()))
+}
+
+/// Body of `POST /api/requests/{id}/review`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ReviewBody {
+    /// `approved` or `rejected`.
+    status: ReviewDecision,
+    #[serde(default)]
+    review_notes: OptionalText<{ MAX_NOTE_CHARS }>,
+    /// A proposal to create with the approval, in the same transaction
+    /// (ignored when rejecting).
+    create_proposal: Option<NewProposalBody>,
+}
+
+/// A reviewed request, with the proposal created with it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewedBody {
+    #[serde(flatten)]
+    request: RequestBody,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    proposal: Option<ProposalBody>,
+}
+
+/// Approves or rejects a pending request (reviewers and admins); approving
+/// with `create_proposal` creates the proposal in the same transaction.
+#[utoipa::path(post, path = "/api/requests/{id}/review", tag = "procurement",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The request's id")),
+    request_body = ReviewBody,
+    responses(
+        (status = 200, description = "The reviewed request (and its proposal)", body = ReviewedBody),
+        (status = 403, description = "Not a reviewer, or another organisation's request", body = ErrorEnvelope),
+        (status = 404, description = "No such request", body = ErrorEnvelope),
+        (status = 409, description = "The request is not pending", body = ErrorEnvelope),
+    ))]
+async fn review_request(
+    State(state): State<AppState>,
+    caller: Caller,
+    deadline: Deadline,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ReviewBody>,
+) -> Result<Json<ReviewedBody>, ApiError> {
+    let id = path_id(&id, "request")?;
+    let notes = body.review_notes.into_option();
+    let proposal = body.create_proposal.map(NewProposalBody::into_draft);
+    let (request, proposal) = state
+        .procurement
+        .review_request(
+            &caller,
+            id,
+            body.status,
+            notes.as_deref(),
+            proposal.as_ref().map(|(kind, draft, _)| (*kind, draft)),
+            deadline,
+        )
+        .await?;
+    Ok(Json(ReviewedBody {
+        request: request.into(),
+        proposal: proposal.map(ProposalBody::from),
+    }))
+}
+
+impl From<Request> for RequestBody {
+    fn from(r: Request) -> Self {
+        Self {
+            id: r.id,
+            org_id: r.org_id,
+            created_by: r.created_by,
+            search_query: r.search_query,
+            search_results: r.search_results,
+            justification: r.justification,
+            status: r.status,
+            reviewed_by: r.reviewed_by,
+            review_notes: r.review_notes,
+            reviewed_at: r.reviewed_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+// ---- proposals ---------------------------------------------------------
+
+/// Body of `POST /api/proposals` (and of a review's `create_proposal`):
+/// the item fields follow the catalog's create rules; blank texts mean absent.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewProposalBody {
+    proposal_type: ProposalType,
+    #[serde(default)]
+    item_name: OptionalText<255>,
+    #[serde(default)]
+    item_description: OptionalText<10_000>,
+    #[serde(default)]
+    item_category: OptionalText<100>,
+    item_metadata: Option<Metadata>,
+    item_price: Option<Price>,
+    item_pricing_type: Option<PricingType>,
+    #[serde(default)]
+    item_product_url: OptionalProductUrl,
+    #[serde(default)]
+    item_vendor: OptionalText<255>,
+    #[serde(default)]
+    item_sku: OptionalText<100>,
+    /// The item to replace or deprecate; required for those, and it must be
+    /// an item of the caller's organisation.
+    replacing_item_id: Option<Id>,
+    /// The request this answers, of the caller's organisation.
+    request_id: Option<Id>,
+}
+
+impl NewProposalBody {
+    fn into_draft(self) -> (ProposalType, ProposalDraft, Option<Uuid>) {
+        let draft = ProposalDraft {
+            item_name: self.item_name.into_option(),
+            item_description: self.item_description.into_option(),
+            item_category: self.item_category.into_option(),
+            item_metadata: self.item_metadata,
+            item_price: self.item_price,
+            item_pricing_type: self.item_pricing_type,
+            item_product_url: self.item_product_url.into_option(),
+            item_vendor: self.item_vendor.into_option(),
+            item_sku: self.item_sku.into_option(),
+            replacing_item_id: self.replacing_item_id.map(|id| id.0),
+        };
+        (self.proposal_type, draft, self.request_id.map(|id| id.0))
+    }
+}
+
+/// A proposal, as stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProposalBody {
+    id: Uuid,
+    org_id: Uuid,
+    proposal_type: ProposalType,
+    proposed_by: Uuid,
+    request_id: Option<Uuid>,
+    item_name: Option<String>,
+    item_description: Option<String>,
+    item_category: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    item_metadata: Option<Box<RawValue>>,
+    replacing_item_id: Option<Uuid>,
+    status: ProposalStatus,
+    reviewed_by: Option<Uuid>,
+    review_notes: Option<String>,
+    #[schema(format = DateTime)]
+    reviewed_at: Option<String>,
+    #[schema(format = DateTime)]
+    merged_at: Option<String>,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+    item_price: Option<f64>,
+    item_pricing_type: Option<PricingType>,
+    item_product_url: Option<String>,
+    item_vendor: Option<String>,
+    item_sku: Option<String>,
+    /// Why a member asked for the item (request-new-item).
+    justification: Option<String>,
+}
+
+/// Body of `GET /api/proposals`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProposalList {
+    /// Newest first.
+    proposals: Vec<ProposalBody>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    next_cursor: Option<PageCursor>,
+}
+
+/// Proposes a change to the catalog (reviewers and admins).
+#[utoipa::path(post, path = "/api/proposals", tag = "procurement",
+    security(("bearer" = [])),
+    request_body = NewProposalBody,
+    responses(
+        (status = 201, description = "The proposal, pending", body = ProposalBody),
+        (status = 403, description = "Not a reviewer or admin", body = ErrorEnvelope),
+    ))]
+async fn create_proposal(
+    State(state): State<AppState>,
+    caller: Caller,
+    deadline: Deadline,
+    JsonBody(body): JsonBody<NewProposalBody>,
+) -> Result<(StatusCode, Json<ProposalBody>), ApiError> {
+    let (kind, draft, request_id) = body.into_draft();
+    let proposal = state
+        .procurement
+        .create_proposal(&caller, kind, &draft, request_id, deadline)
+        .await?;
+    Ok((StatusCode::CREATED, Json(proposal.into())))
+}
+
+/// Query of `GET /api/proposals`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ProposalListQuery {
+    /// `pending`, `approved`, `rejected` or `merged`; every status when absent or empty.
+    #[serde(default, deserialize_with = "from_query_or_empty")]
+    #[param(schema_with = proposal_status_filter)]
+    status: Option<ProposalStatus>,
+    /// Rows per page, 1 to 1,000; 100 when absent.
+    #[serde(default, deserialize_with = "from_query")]
+    #[param(inline)]
+    limit: Option<Count<1, 1000>>,
+    /// `next_cursor` of the previous page; the first page when absent or empty.
+    #[serde(default, deserialize_with = "from_query_or_empty")]
+    #[param(schema_with = super::catalog::cursor_param_schema)]
+    cursor: Option<PageCursor>,
+}
+
+/// The caller's organisation's proposals, newest first, a page at a time.
+#[utoipa::path(get, path = "/api/proposals", tag = "procurement",
+    security(("bearer" = [])),
+    params(ProposalListQuery),
+    responses((status = 200, description = "One page of proposals", body = ProposalList)))]
+async fn list_proposals(
+    State(state): State<AppState>,
+    caller: Caller,
+    deadline: Deadline,
+    Params(query): Params<ProposalListQuery>,
+) -> Result<Json<ProposalList>, ApiError> {
+    let Page { rows, next_cursor } = state
+        .procurement
+        .list_proposals(
+            &caller,
+            query.status,
+            page_size(query.limit),
+            query.cursor,
+            deadline,
+        )
+        .await?;
+    Ok(Json(ProposalList {
+        proposals: rows.into_iter().map(ProposalBody::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// One proposal of the caller's organisation.
+#[utoipa::path(get, path = "/api/proposals/{id}", tag = "procurement",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The proposal's id")),
+    responses(
+        (status = 200, description = "The proposal", body = ProposalBody),
+        (status = 403, description = "Another organisation's proposal", body = ErrorEnvelope),
+        (status = 404, description = "No such proposal", body = ErrorEnvelope),
+    ))]
+async fn get_proposal(
+    State(state): State<AppState>,
+    caller: Caller,
+    deadline: Deadline,
+    Path(id): Path<String>,
+) -> Result<Json<ProposalBody>, ApiError> {
+    let id = path_id(&id, "proposal")?;
+    let proposal = state
+        .procurement
+        .get_proposal(&caller, id, deadline)
+        .await?;
+    Ok(Json(proposal.into()))
+}
+
+/// Body of approve and reject; no body at all means none of these.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct DecisionBody {
+    #[serde(default)]
+    review_notes: OptionalText<{ MAX_NOTE_CHARS }>,
+}
+
+/// Approves a pending proposal (reviewers and admins): the item is
+/// embedded, then merged into the catalog in one transaction.
+#[utoipa::path(post, path = "/api/proposals/{id}/approve", tag = "procurement",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The proposal's id")),
+    request_body(content = DecisionBody, description = "Optional"),
+    responses(
+        (status = 200, description = "The merged proposal", body = ProposalBody),
+        (status = 403, description = "Not a reviewer, or another organisation's proposal", body = ErrorEnvelope),
+        (status = 404, description = "No such proposal", body = ErrorEnvelope),
+        (status = 409, description = "The proposal is not pending", body = ErrorEnvelope),
+        (status = 503, description = "Gemini unavailable: nothing was written", body = ErrorEnvelope),
+    ))]
+async fn approve_proposal(
+    State(state): State<AppState>,
+    caller: Caller,
+    deadline: Deadline,
+    Path(id): Path<String>,
+    JsonBodyOrNone(body): JsonBodyOrNone<DecisionBody>,
+) -> Result<Json<ProposalBody>, ApiError> {
+    let id = path_id(&id, "proposal")?;
+    let notes = body.review_notes.into_option();
+    let proposal = state
+        .procurement
+        .approve_proposal(&caller, id, notes.as_deref(), deadline)
+        .await?;
+    Ok(Json(proposal.into()))
+}
+
+/// Rejects a pending proposal (reviewers and admins).
+#[utoipa::path(post, path = "/api/proposals/{id}/reject", tag = "procurement",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The proposal's id")),
+    request_body(content = DecisionBody, description = "Optional"),
+    responses(
+        (status = 200, description = "The rejected proposal", body = ProposalBody),
+        (status = 403, description = "Not a reviewer, or another organisation's proposal", body = ErrorEnvelope),
+        (status = 404, description = "No such proposal", body = ErrorEnvelope),
+        (status = 409, description = "The proposal is not pending", body = ErrorEnvelope),
+    ))]
+async fn reject_proposal(
+    State(state): State<AppState>,
+    caller: Caller,
+    deadline: Deadline,
+    Path(id): Path<String>,
+    JsonBodyOrNone(body): JsonBodyOrNone<DecisionBody>,
+) -> Result<Json<ProposalBody>, ApiError> {
+    let id = path_id(&id, "proposal")?;
+    let notes = body.review_notes.into_option();
+    let proposal = state
+        .procurement
+        .reject_proposal(&caller, id, notes.as_deref(), deadline)
+        .await?;
+    Ok(Json(proposal.into()))
+}
+
+impl From<Proposal> for ProposalBody {
+    fn from(p: Proposal) -> Self {
+        Self {
+            id: p.id,
+            org_id: p.org_id,
+            proposal_type: p.proposal_type,
+            proposed_by: p.proposed_by,
+            request_id: p.request_id,
+            item_name: p.item_name,
+            item_description: p.item_description,
+            item_category: p.item_category,
+            item_metadata: p.item_metadata,
+            replacing_item_id: p.replacing_item_id,
+            status: p.status,
+            reviewed_by: p.reviewed_by,
+            review_notes: p.review_notes,
+            reviewed_at: p.reviewed_at,
+            merged_at: p.merged_at,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+            item_price: p.item_price,
+            item_pricing_type: p.item_pricing_type,
+            item_product_url: p.item_product_url,
+            item_vendor: p.item_vendor,
+            item_sku: p.item_sku,
+            justification: p.justification,
+        }
+    }
+}
+
+// ---- request-new-item --------------------------------------------------
+
+/// Body of `POST /api/catalog/request-new-item`: the catalog's create rules;
+/// blank texts (the original SDK's defaults) mean absent.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewItemRequestBody {
+    name: Text<255>,
+    #[serde(default)]
+    description: OptionalText<10_000>,
+    #[serde(default)]
+    category: OptionalText<100>,
+    #[serde(default)]
+    vendor: OptionalText<255>,
+    price: Option<Price>,
+    pricing_type: Option<PricingType>,
+    #[serde(default)]
+    product_url: OptionalProductUrl,
+    #[serde(default)]
+    sku: OptionalText<100>,
+    metadata: Option<Metadata>,
+    /// Why the item is needed; kept with the proposal.
+    #[serde(default)]
+    justification: OptionalText<{ MAX_NOTE_CHARS }>,
+    /// Let Gemini fill in what is not given; false when absent.
+    use_ai_enrichment: Option<bool>,
+}
+
+/// Body of a `POST /api/catalog/request-new-item` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NewItemRequestAnswer {
+    /// `New item request submitted for review`.
+    message: &'static str,
+    proposal: ProposalBody,
+    /// What Gemini said, when asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ai_enrichment: Option<EnrichmentBody>,
+}
+
+/// Asks for a new catalog item (any member): a pending ADD_ITEM proposal,
+/// optionally filled in by Gemini, for a reviewer to approve.
+#[utoipa::path(post, path = "/api/catalog/request-new-item", tag = "procurement",
+    security(("bearer" = [])),
+    request_body = NewItemRequestBody,
+    responses(
+        (status = 201, description = "The proposal, pending", body = NewItemRequestAnswer),
+        (status = 502, description = "Gemini answered twice with unusable data", body = ErrorEnvelope),
+        (status = 503, description = "Gemini unavailable, after retries", body = ErrorEnvelope),
+    ))]
+async fn request_new_item(
+    State(state): State<AppState>,
+    caller: Caller,
+    deadline: Deadline,
+    body: Result<JsonBody<NewItemRequestBody>, ApiError>,
+) -> Result<(StatusCode, Json<NewItemRequestAnswer>), ApiError> {
+    let JsonBody(body) = body.map_err(|e| match e {
+        // The original's words for this route.
+        ApiError::BadRequest(m) if m == "name is required" => {
+            ApiError::BadRequest("Item name is required".to_owned())
+        }
+        other => other,
+    })?;
+    let use_ai_enrichment = body.use_ai_enrichment.unwrap_or(false);
+    if use_ai_enrichment {
+        caller.charge_gemini_work(&state, 1)?;
+    }
+    let request = NewItemRequest {
+        draft: ProposalDraft {
+            item_name: None,
+            item_description: body.description.into_option(),
+            item_category: body.category.into_option(),
+            item_metadata: body.metadata,
+            item_price: body.price,
+            item_pricing_type: body.pricing_type,
+            item_product_url: body.product_url.into_option(),
+            item_vendor: body.vendor.into_option(),
+            item_sku: body.sku.into_option(),
+            replacing_item_id: None,
+        },
+        justification: body.justification.into_option(),
+        use_ai_enrichment,
+    };
+    let (proposal, enrichment) = state
+        .procurement
+        .request_new_item(&caller, body.name.as_str(), request, deadline)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(NewItemRequestAnswer {
+            message: "New item request submitted for review",
+            proposal: proposal.into(),
+            ai_enrichment: enrichment.map(EnrichmentBody::from),
+        }),
+    ))
+}
+
+// ---- audit log ---------------------------------------------------------
+
+/// Query of `GET /api/admin/audit-log`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Only events of this type, e.g. `proposal.merged`.
+    #[serde(default, deserialize_with = "from_query")]
+    #[param(value_type = Option<String>, max_length = 100)]
+    event_type: Option<QueryText>,
+    /// Only events about this kind of resource, e.g. `proposal`.
+    #[serde(default, deserialize_with = "from_query")]
+    #[param(value_type = Option<String>, max_length = 100)]
+    resource_type: Option<QueryText>,
+    /// Only events about this resource.
+    #[serde(default, deserialize_with = "from_query")]
+    resource_id: Option<Id>,
+    /// Rows per page, 1 to 1,000; 100 when absent.
+    #[serde(default, deserialize_with = "from_query")]
+    #[param(inline)]
+    limit: Option<Count<1, 1000>>,
+    /// `next_cursor` of the previous page; the first page when absent or empty.
+    #[serde(default, deserialize_with = "from_query_or_empty")]
+    #[param(schema_with = super::catalog::cursor_param_schema)]
+    cursor: Option<PageCursor>,
+}
+
+/// A filter value of at most 100 characters.
+#[derive(Debug)]
+struct QueryText(String);
+
+impl std::str::FromStr for QueryText {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.chars().count() > 100 {
+            return Err("must be at most 100 characters".to_owned());
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+/// One audit event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEventBody {
+    id: Uuid,
+    org_id: Uuid,
+    event_type: String,
+    actor_id: Uuid,
+    resource_type: String,
+    resource_id: Uuid,
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Box<RawValue>>,
+    #[schema(format = DateTime)]
+    created_at: String,
+}
+
+/// Body of `GET /api/admin/audit-log`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditLog {
+    /// Newest first.
+    events: Vec<AuditEventBody>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    next_cursor: Option<PageCursor>,
+}
+
+/// The caller's organisation's audit log, newest first (admins only).
+#[utoipa::path(get, path = "/api/admin/audit-log", tag = "procurement",
+    security(("bearer" = [])),
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "One page of events", body = AuditLog),
+        (status = 403, description = "Not an admin", body = ErrorEnvelope),
+    ))]
+async fn audit_log(
+    State(state): State<AppState>,
+    caller: Caller,
+    deadline: Deadline,
+    Params(query): Params<AuditQuery>,
+) -> Result<Json<AuditLog>, ApiError> {
+    let filter = AuditFilter {
+        event_type: query.event_type.as_ref().map(|t| t.0.as_str()),
+        resource_type: query.resource_type.as_ref().map(|t| t.0.as_str()),
+        resource_id: query.resource_id.map(|id| id.0),
+    };
+    let Page { rows, next_cursor } = state
+        .procurement
+        .audit_log(
+            &caller,
+            &filter,
+            page_size(query.limit),
+            query.cursor,
+            deadline,
+        )
+        .await?;
+    Ok(Json(AuditLog {
+        events: rows.into_iter().map(AuditEventBody::from).collect(),
+        next_cursor,
+    }))
+}
+
+impl From<AuditEvent> for AuditEventBody {
+    fn from(e: AuditEvent) -> Self {
+        Self {
+            id: e.id,
+            org_id: e.org_id,
+            event_type: e.event_type,
+            actor_id: e.actor_id,
+            resource_type: e.resource_type,
+            resource_id: e.resource_id,
+            metadata: e.metadata,
+            created_at: e.created_at,
+        }
+    }
+}

@@ -1,0 +1,671 @@
+//! The procurement workflow: requests for what the catalog lacks, proposals
+//! to add, replace or deprecate items, their review and merge, and the
+//! audit log. Each write is one database transaction that also records its
+//! audit events; approving embeds the item's text first, so a Gemini failure
+//! writes nothing and the proposal stays pending.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use crate::auth::{Caller, NotAllowed};
+use crate::clients::gemini::GeminiCallError;
+use crate::clients::supabase::{
+    AuditEventRow, ItemEmbedding, ProposalRow, RequestRow, SupabaseCallError, SupabaseClient,
+};
+use crate::domain::{
+    AuditEvent, AuditFilter, PageCursor, Proposal, ProposalDraft, ProposalStatus, ProposalType,
+    Request, RequestFilter, ReviewDecision, Role, TaskType,
+};
+use crate::resilience::Deadline;
+use crate::services::embeddings::{EmbeddingError, EmbeddingService, catalog_item_text};
+use crate::services::enrichment::{
+    Enrichment, EnrichmentError, EnrichmentRequest, EnrichmentService,
+};
+use crate::services::fan_out::TaskFailed;
+
+/// Who may review requests and proposals.
+const REVIEWERS: &[Role] = &[Role::Reviewer, Role::Admin];
+/// Most rows Supabase's PostgREST returns in one answer.
+const MAX_ROWS_PER_ANSWER: usize = 1000;
+
+/// Why a workflow operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcurementError {
+    /// Gemini could not embed or enrich.
+    #[error(transparent)]
+    Gemini(#[from] GeminiCallError),
+    /// Gemini answered twice with unusable product data.
+    #[error("unusable enrichment: {0}")]
+    UnusableEnrichment(String),
+    /// The database call failed or was refused.
+    #[error(transparent)]
+    Database(#[from] SupabaseCallError),
+    /// The caller's role does not allow this.
+    #[error(transparent)]
+    NotAllowed(#[from] NotAllowed),
+    /// A background task failed (a bug).
+    #[error(transparent)]
+    TaskFailed(#[from] TaskFailed),
+    /// No such row (the original's `Request not found: <id>`).
+    #[error("{0}")]
+    NotFound(String),
+    /// The row belongs to another organisation (`Access denied to request`).
+    #[error("{0}")]
+    OtherOrg(String),
+    /// The row is not in a state that allows this.
+    #[error("{0}")]
+    Conflict(String),
+    /// The database answered with something that cannot be right.
+    #[error("unexpected database answer: {0}")]
+    Inconsistent(&'static str),
+}
+
+impl From<EmbeddingError> for ProcurementError {
+    fn from(error: EmbeddingError) -> Self {
+        match error {
+            EmbeddingError::Gemini(e) => Self::Gemini(e),
+            EmbeddingError::TaskFailed(e) => Self::TaskFailed(e),
+        }
+    }
+}
+
+impl From<EnrichmentError> for ProcurementError {
+    fn from(error: EnrichmentError) -> Self {
+        match error {
+            EnrichmentError::Gemini(e) => Self::Gemini(e),
+            EnrichmentError::Unusable(detail) => Self::UnusableEnrichment(detail),
+            EnrichmentError::TaskFailed(e) => Self::TaskFailed(e),
+        }
+    }
+}
+
+/// One page of a list and where the next starts.
+#[derive(Debug)]
+pub struct Page<T> {
+    /// Newest first.
+    pub rows: Vec<T>,
+    /// Where the next page starts; `None` on the last page.
+    pub next_cursor: Option<PageCursor>,
+}
+
+/// A new item asked for by any member.
+#[derive(Debug, Clone)]
+pub struct NewItemRequest {
+    /// The item as given; with enrichment, what is absent is filled in.
+    pub draft: ProposalDraft,
+    /// Why it is needed (kept with the proposal).
+    pub justification: Option<String>,
+    /// Ask Gemini to fill in what was not given.
+    pub use_ai_enrichment: bool,
+}
+
+/// Workflow use cases.
+#[derive(Debug)]
+pub struct ProcurementService {
+    supabase: SupabaseClient,
+    embeddings: Arc<EmbeddingService>,
+    enrichment: Arc<EnrichmentService>,
+}
+
+impl ProcurementService {
+    /// A service over `supabase`, embedding merged items with `embeddings`
+    /// and filling requested items with `enrichment`.
+    pub fn new(
+        supabase: SupabaseClient,
+        embeddings: Arc<EmbeddingService>,
+        enrichment: Arc<EnrichmentService>,
+    ) -> Self {
+        Self {
+            supabase,
+            embeddings,
+            enrichment,
+        }
+    }
+
+    /// Files a request as the caller (any member).
+    ///
+    /// # Errors
+    /// The database's error.
+    pub async fn create_request(
+        &self,
+        caller: &Caller,
+        search_query: &str,
+        search_results: &Value,
+        justification: Option<&str>,
+        deadline: Deadline,
+    ) -> Result<Request, ProcurementError> {
+        let row = self
+            .supabase
+            .create_request(
+                &caller.access_token,
+                search_query,
+                search_results,
+                justification,
+                deadline,
+            )
+            .await?;
+        Ok(row.into())
+    }
+
+    /// A page of the caller's org's requests.
+    ///
+    /// # Errors
+    /// The database's error.
+    pub async fn list_requests(
+        &self,
+        caller: &Caller,
+        filter: RequestFilter,
+        limit: usize,
+        cursor: Option<PageCursor>,
+        deadline: Deadline,
+    ) -> Result<Page<Request>, ProcurementError> {
+        let ask = (limit + 1).min(MAX_ROWS_PER_ANSWER);
+        let rows = self
+            .supabase
+            .list_requests(
+                &caller.access_token,
+                caller.org_id,
+                &filter,
+                ask,
+                cursor.as_ref(),
+                deadline,
+            )
+            .await?;
+        paged(rows, limit, ask, |row| (row.created_at.clone(), row.id))
+    }
+
+    /// One request of the caller's org.
+    ///
+    /// # Errors
+    /// Not found, another org's, or the database's error.
+    pub async fn get_request(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        deadline: Deadline,
+    ) -> Result<Request, ProcurementError> {
+        match self
+            .supabase
+            .get_request(&caller.access_token, id, deadline)
+            .await?
+        {
+            Some(row) if row.org_id == caller.org_id => Ok(row.into()),
+            Some(_) => Err(ProcurementError::OtherOrg(
+                "Access denied to request".to_owned(),
+            )),
+            None => Err(self.absent("request", id, deadline).await?),
+        }
+    }
+
+    /// Approves or rejects a pending request; approving with `proposal`
+    /// creates it in the same transaction.
+    ///
+    /// # Errors
+    /// Not a reviewer, not found, another org's, not pending, or the database's error.
+    pub async fn review_request(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        decision: ReviewDecision,
+        review_notes: Option<&str>,
+        proposal: Option<(ProposalType, &ProposalDraft)>,
+        deadline: Deadline,
+    ) -> Result<(Request, Option<Proposal>), ProcurementError> {
+        caller.require_any(REVIEWERS)?;
+        let fields = proposal
+            .filter(|_| decision == ReviewDecision::Approved)
+            .map(|(kind, draft)| proposal_fields(kind, draft));
+        let reviewed = self
+            .supabase
+            .review_request(
+                &caller.access_token,
+                id,
+                decision.as_str(),
+                review_notes,
+                fields.as_ref(),
+                deadline,
+            )
+            .await?;
+        Ok((
+            reviewed.request.into(),
+            reviewed.proposal.map(Proposal::from),
+        ))
+    }
+
+    /// Creates a pending proposal (reviewers and admins).
+    ///
+    /// # Errors
+    /// Not a reviewer, a rule the database checks, or the database's error.
+    pub async fn create_proposal(
+        &self,
+        caller: &Caller,
+        kind: ProposalType,
+        draft: &ProposalDraft,
+        request_id: Option<Uuid>,
+        deadline: Deadline,
+    ) -> Result<Proposal, ProcurementError> {
+        caller.require_any(REVIEWERS)?;
+        let row = self
+            .supabase
+            .create_proposal(
+                &caller.access_token,
+                &proposal_fields(kind, draft),
+                request_id,
+                deadline,
+            )
+            .await?;
+        Ok(row.into())
+    }
+
+    /// A page of the caller's org's proposals.
+    ///
+    /// # Errors
+    /// The database's error.
+    pub async fn list_proposals(
+        &self,
+        caller: &Caller,
+        status: Option<ProposalStatus>,
+        limit: usize,
+        cursor: Option<PageCursor>,
+        deadline: Deadline,
+    ) -> Result<Page<Proposal>, ProcurementError> {
+        let ask = (limit + 1).min(MAX_ROWS_PER_ANSWER);
+        let rows = self
+            .supabase
+            .list_proposals(
+                &caller.access_token,
+                caller.org_id,
+                status,
+                ask,
+                cursor.as_ref(),
+                deadline,
+            )
+            .await?;
+        paged(rows, limit, ask, |row| (row.created_at.clone(), row.id))
+    }
+
+    /// One proposal of the caller's org.
+    ///
+    /// # Errors
+    /// Not found, another org's, or the database's error.
+    pub async fn get_proposal(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        deadline: Deadline,
+    ) -> Result<Proposal, ProcurementError> {
+        match self
+            .supabase
+            .get_proposal(&caller.access_token, id, deadline)
+            .await?
+        {
+            Some(row) if row.org_id == caller.org_id => Ok(row.into()),
+            Some(_) => Err(ProcurementError::OtherOrg(
+                "Access denied to proposal".to_owned(),
+            )),
+            None => Err(self.absent("proposal", id, deadline).await?),
+        }
+    }
+
+    /// Approves a pending proposal: embeds the item's text (adding and
+    /// replacing), then merges in one transaction. If embedding fails
+    /// nothing is written and the proposal stays pending.
+    ///
+    /// # Errors
+    /// Not a reviewer, not found, another org's, not pending (also for the
+    /// losers of concurrent approvals), Gemini's or the database's error.
+    pub async fn approve_proposal(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        review_notes: Option<&str>,
+        deadline: Deadline,
+    ) -> Result<Proposal, ProcurementError> {
+        caller.require_any(REVIEWERS)?;
+        let proposal = self
+            .get_proposal(caller, id, deadline)
+            .await
+            .map_err(|e| match e {
+                ProcurementError::OtherOrg(_) => ProcurementError::OtherOrg(
+                    "Cannot approve proposal from different organization".to_owned(),
+                ),
+                other => other,
+            })?;
+        // Checked again, under lock, by the merge; this saves a Gemini call.
+        if proposal.status != ProposalStatus::Pending {
+            return Err(ProcurementError::Conflict(
+                "Only pending proposals can be approved".to_owned(),
+            ));
+        }
+        let model_version = self.embeddings.model_version();
+        let vector = match (proposal.proposal_type, &proposal.item_name) {
+            (ProposalType::DeprecateItem, _) | (_, None) => None,
+            (_, Some(name)) => {
+                let text = catalog_item_text(
+                    name,
+                    proposal.item_category.as_deref(),
+                    proposal.item_description.as_deref(),
+                );
+                let mut vectors = self
+                    .embeddings
+                    .embed(
+                        vec![text],
+                        TaskType::RetrievalDocument,
+                        caller.org_id,
+                        deadline,
+                    )
+                    .await?;
+                vectors.pop()
+            }
+        };
+        let embedding = vector.as_deref().map(|vector| ItemEmbedding {
+            vector,
+            model_version: &model_version,
+        });
+        let merged = self
+            .supabase
+            .merge_proposal(
+                &caller.access_token,
+                proposal.proposal_type,
+                id,
+                caller.user_id,
+                review_notes,
+                embedding,
+                deadline,
+            )
+            .await?;
+        Ok(merged.proposal.into())
+    }
+
+    /// Rejects a pending proposal.
+    ///
+    /// # Errors
+    /// Not a reviewer, not found, another org's, not pending, or the database's error.
+    pub async fn reject_proposal(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        review_notes: Option<&str>,
+        deadline: Deadline,
+    ) -> Result<Proposal, ProcurementError> {
+        caller.require_any(REVIEWERS)?;
+        let row = self
+            .supabase
+            .reject_proposal(&caller.access_token, id, review_notes, deadline)
+            .await?;
+        Ok(row.into())
+    }
+
+    /// An ADD_ITEM proposal asked for by any member, filled in by Gemini
+    /// when asked: what the member gave wins, metadata is merged and marked.
+    ///
+    /// # Errors
+    /// Gemini's (when asked) or the database's error.
+    pub async fn request_new_item(
+        &self,
+        caller: &Caller,
+        name: &str,
+        request: NewItemRequest,
+        deadline: Deadline,
+    ) -> Result<(Proposal, Option<Enrichment>), ProcurementError> {
+        let mut draft = request.draft;
+        draft.item_name = Some(name.to_owned());
+        let enrichment = if request.use_ai_enrichment {
+            let enrichment = self
+                .enrichment
+                .enrich(
+                    &EnrichmentRequest {
+                        product_name: name.to_owned(),
+                        category: draft.item_category.clone(),
+                        additional_context: request.justification.clone(),
+                    },
+                    caller.org_id,
+                    deadline,
+                )
+                .await?;
+            Some(enrichment)
+        } else {
+            None
+        };
+        let mut fields = proposal_fields(ProposalType::AddItem, &draft);
+        if let Some(enrichment) = &enrichment {
+            fill_from_enrichment(&mut fields, &draft, enrichment);
+        }
+        let row = self
+            .supabase
+            .request_new_item(
+                &caller.access_token,
+                &fields,
+                request.justification.as_deref(),
+                deadline,
+            )
+            .await?;
+        Ok((row.into(), enrichment))
+    }
+
+    /// A page of the caller's org's audit events (admins).
+    ///
+    /// # Errors
+    /// Not an admin, or the database's error.
+    pub async fn audit_log(
+        &self,
+        caller: &Caller,
+        filter: &AuditFilter<'_>,
+        limit: usize,
+        cursor: Option<PageCursor>,
+        deadline: Deadline,
+    ) -> Result<Page<AuditEvent>, ProcurementError> {
+        caller.require(Role::Admin)?;
+        let ask = (limit + 1).min(MAX_ROWS_PER_ANSWER);
+        let rows = self
+            .supabase
+            .list_audit_events(
+                &caller.access_token,
+                caller.org_id,
+                filter,
+                ask,
+                cursor.as_ref(),
+                deadline,
+            )
+            .await?;
+        paged(rows, limit, ask, |row| (row.created_at.clone(), row.id))
+    }
+
+    /// 404 for an id no org has; 403 for another org's (whose row
+    /// row-level security hid).
+    async fn absent(
+        &self,
+        kind: &'static str,
+        id: Uuid,
+        deadline: Deadline,
+    ) -> Result<ProcurementError, ProcurementError> {
+        if self
+            .supabase
+            .procurement_row_exists(kind, id, deadline)
+            .await?
+        {
+            Ok(ProcurementError::OtherOrg(format!(
+                "Access denied to {kind}"
+            )))
+        } else {
+            let name = if kind == "request" {
+                "Request"
+            } else {
+                "Proposal"
+            };
+            Ok(ProcurementError::NotFound(format!(
+                "{name} not found: {id}"
+            )))
+        }
+    }
+}
+
+/// Rows to a page: one row more than `limit` was asked for (`ask`), unless
+/// that would pass the row cap, to tell whether another page exists.
+fn paged<R, T: From<R>>(
+    mut rows: Vec<R>,
+    limit: usize,
+    ask: usize,
+    key: impl Fn(&R) -> (String, Uuid),
+) -> Result<Page<T>, ProcurementError> {
+    let more = rows.len() > limit || (ask == limit && rows.len() == limit);
+    let next_cursor = if more {
+        rows.truncate(limit);
+        rows.last()
+            .map(|last| {
+                let (created_at, id) = key(last);
+                PageCursor::after(&created_at, id).ok_or(ProcurementError::Inconsistent(
+                    "created_at is not a timestamp",
+                ))
+            })
+            .transpose()?
+    } else {
+        None
+    };
+    Ok(Page {
+        rows: rows.into_iter().map(T::from).collect(),
+        next_cursor,
+    })
+}
+
+/// A draft in `proposals`' column names, absent fields left out.
+fn proposal_fields(kind: ProposalType, draft: &ProposalDraft) -> Value {
+    let mut fields = Map::new();
+    fields.insert("proposal_type".into(), json!(kind));
+    let mut put = |name: &str, value: Value| {
+        if !value.is_null() {
+            fields.insert(name.to_owned(), value);
+        }
+    };
+    put("item_name", json!(draft.item_name));
+    put("item_description", json!(draft.item_description));
+    put("item_category", json!(draft.item_category));
+    put(
+        "item_metadata",
+        json!(draft.item_metadata.as_ref().map(|m| m.as_map())),
+    );
+    put("item_price", json!(draft.item_price));
+    put("item_pricing_type", json!(draft.item_pricing_type));
+    put(
+        "item_product_url",
+        json!(draft.item_product_url.as_ref().map(|u| u.as_str())),
+    );
+    put("item_vendor", json!(draft.item_vendor));
+    put("item_sku", json!(draft.item_sku));
+    put("replacing_item_id", json!(draft.replacing_item_id));
+    Value::Object(fields)
+}
+
+/// What Gemini found, where the member gave nothing; metadata merged (the
+/// member's keys win) and marked as enriched.
+fn fill_from_enrichment(fields: &mut Value, draft: &ProposalDraft, enrichment: &Enrichment) {
+    let mut fill = |name: &str, given: bool, value: Value| {
+        if !given && !value.is_null() {
+            fields[name] = value;
+        }
+    };
+    fill(
+        "item_description",
+        draft.item_description.is_some(),
+        json!(enrichment.description),
+    );
+    fill(
+        "item_category",
+        draft.item_category.is_some(),
+        json!(enrichment.category),
+    );
+    fill(
+        "item_vendor",
+        draft.item_vendor.is_some(),
+        json!(enrichment.vendor),
+    );
+    fill(
+        "item_price",
+        draft.item_price.is_some(),
+        json!(enrichment.price),
+    );
+    fill(
+        "item_pricing_type",
+        draft.item_pricing_type.is_some(),
+        json!(enrichment.pricing_type),
+    );
+    fill(
+        "item_product_url",
+        draft.item_product_url.is_some(),
+        json!(enrichment.product_url),
+    );
+    fill("item_sku", draft.item_sku.is_some(), json!(enrichment.sku));
+    let mut metadata = enrichment.metadata.clone();
+    if let Some(given) = &draft.item_metadata {
+        metadata.extend(given.as_map().clone());
+    }
+    metadata.insert("ai_enriched".into(), json!(true));
+    metadata.insert("ai_confidence".into(), json!(enrichment.confidence));
+    fields["item_metadata"] = Value::Object(metadata);
+}
+
+impl From<RequestRow> for Request {
+    fn from(row: RequestRow) -> Self {
+        Self {
+            id: row.id,
+            org_id: row.org_id,
+            created_by: row.created_by,
+            search_query: row.search_query,
+            search_results: row.search_results,
+            justification: row.justification,
+            status: row.status,
+            reviewed_by: row.reviewed_by,
+            review_notes: row.review_notes,
+            reviewed_at: row.reviewed_at,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+impl From<ProposalRow> for Proposal {
+    fn from(row: ProposalRow) -> Self {
+        Self {
+            id: row.id,
+            org_id: row.org_id,
+            proposal_type: row.proposal_type,
+            proposed_by: row.proposed_by,
+            request_id: row.request_id,
+            item_name: row.item_name,
+            item_description: row.item_description,
+            item_category: row.item_category,
+            item_metadata: row.item_metadata,
+            replacing_item_id: row.replacing_item_id,
+            status: row.status,
+            reviewed_by: row.reviewed_by,
+            review_notes: row.review_notes,
+            reviewed_at: row.reviewed_at,
+            merged_at: row.merged_at,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            item_price: row.item_price,
+            item_pricing_type: row.item_pricing_type,
+            item_product_url: row.item_product_url,
+            item_vendor: row.item_vendor,
+            item_sku: row.item_sku,
+            justification: row.justification,
+        }
+    }
+}
+
+impl From<AuditEventRow> for AuditEvent {
+    fn from(row: AuditEventRow) -> Self {
+        Self {
+            id: row.id,
+            org_id: row.org_id,
+            event_type: row.event_type,
+            actor_id: row.actor_id,
+            resource_type: row.resource_type,
+            resource_id: row.resource_id,
+            metadata: row.metadata,
+            created_at: row.created_at,
+        }
+    }
+}
