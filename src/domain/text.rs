@@ -38,6 +38,29 @@ fn blank_pattern() -> String {
     format!("^[{WHITESPACE}]*$")
 }
 
+/// Text of at most `max` characters without refused characters, blank
+/// allowed: trimmed, or what is wrong with it.
+pub(crate) fn free_text(raw: &str, max: usize) -> Result<String, String> {
+    if raw.chars().count() > max {
+        return Err(format!("must be at most {max} characters"));
+    }
+    if raw.chars().any(refused) {
+        return Err("must not contain control characters".to_owned());
+    }
+    Ok(raw.trim().to_owned())
+}
+
+/// The schema of [`free_text`], or null.
+pub(crate) fn free_text_schema(max: usize) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::String,
+            Type::Null,
+        ]))
+        .max_length(Some(max))
+        .pattern(Some(format!("^[^{CONTROL}]*$")))
+}
+
 /// A non-blank text of at most `MAX` characters, trimmed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]

@@ -57,7 +57,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for JsonBodyO
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(body_rejection)?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        if bytes.iter().all(u8::is_ascii_whitespace) || bytes.trim_ascii() == b"null" {
             return Ok(Self(T::default()));
         }
         if !json {

@@ -532,6 +532,14 @@ async fn bad_workflow_input_is_400_and_hostile_bodies_never_500() {
             json!({"search_query": "x", "search_results": [{"price": 3}]}),
             "search_results[0] missing required field 'name'",
         ),
+        (
+            json!({"search_query": "x", "search_results": [{"name": "a", "vendor": {}}]}),
+            "search_results[0] vendor must be a string",
+        ),
+        (
+            json!({"search_query": "x", "search_results": [{"name": "a", "sku": "\u{0}"}]}),
+            "search_results[0] sku must not contain control characters",
+        ),
     ] {
         let (status, answer) = post(&app, "/api/requests", requester, body.clone()).await;
         assert_eq!((status, message(&answer)), (400, expected), "{body}");

@@ -16,8 +16,8 @@ use serde::de::{Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
-use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::{Ref, RefOr};
 use utoipa::{IntoParams, OpenApi, PartialSchema, ToSchema};
 use uuid::Uuid;
 
@@ -27,7 +27,7 @@ use crate::auth::Caller;
 use crate::domain::{
     AuditEvent, AuditFilter, Count, Id, Metadata, OptionalProductUrl, OptionalText, PageCursor,
     Price, PricingType, Proposal, ProposalDraft, ProposalStatus, ProposalType, Request,
-    RequestFilter, RequestStatus, ReviewDecision, Text,
+    RequestFilter, RequestStatus, ReviewDecision, Text, free_text, free_text_schema,
 };
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::{JsonBody, JsonBodyOrNone, Params, from_query, from_query_or_empty};
@@ -39,6 +39,8 @@ use crate::state::AppState;
 const MAX_NOTE_CHARS: usize = 5_000;
 /// Most search results a request may carry.
 const MAX_SEARCH_RESULTS: usize = 100;
+/// Longest name, description or category of a search result.
+const MAX_RESULT_TEXT_CHARS: usize = 1_000;
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
@@ -142,32 +144,43 @@ impl<'de> Deserialize<'de> for SearchResult {
             }
         }
         let entry = d.deserialize_map(EntryVisitor)?;
-        let text = |key: &str| -> Result<Option<String>, D::Error> {
+        let text = |key: &str, max: usize| -> Result<Option<String>, D::Error> {
             match entry.get(key) {
                 None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => Text::<1000>::parse(s)
-                    .map(|t| Some(t.into_string()))
-                    .or(Ok(Some(String::new()))),
+                Some(Value::String(s)) => free_text(s, max)
+                    .map(Some)
+                    .map_err(|why| D::Error::custom(format!("{key} {why}"))),
                 Some(_) => Err(D::Error::custom(format!("{key} must be a string"))),
             }
         };
-        let name = text("name")?
-            .filter(|n| !n.is_empty())
-            .ok_or_else(|| D::Error::custom("missing required field 'name'"))?;
-        let score = entry
-            .get("similarity_score")
-            .and_then(Value::as_f64)
-            .filter(|s| s.is_finite())
-            .unwrap_or(0.0);
+        let number = |key: &str| -> Result<Option<Value>, D::Error> {
+            match entry.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(n @ Value::Number(_)) => Ok(Some(n.clone())),
+                Some(_) => Err(D::Error::custom(format!("{key} must be a number"))),
+            }
+        };
+        let name = match entry.get("name") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(
+                Text::<{ MAX_RESULT_TEXT_CHARS }>::parse(s)
+                    .map_err(|why| D::Error::custom(format!("name {why}")))?,
+            ),
+            Some(_) => return Err(D::Error::custom("name must be a string")),
+        }
+        .ok_or_else(|| D::Error::custom("missing required field 'name'"))?;
         let mut stored = json!({
-            "name": name,
-            "description": text("description")?.unwrap_or_default(),
-            "category": text("category")?.unwrap_or_default(),
-            "similarity_score": score,
+            "name": name.as_str(),
+            "description": text("description", MAX_RESULT_TEXT_CHARS)?.unwrap_or_default(),
+            "category": text("category", MAX_RESULT_TEXT_CHARS)?.unwrap_or_default(),
+            "similarity_score": number("similarity_score")?.unwrap_or(json!(0.0)),
         });
-        for key in ["price", "vendor", "sku"] {
-            if let Some(value) = entry.get(key).filter(|v| v.is_number() || v.is_string()) {
-                stored[key] = value.clone();
+        if let Some(price) = number("price")? {
+            stored["price"] = price;
+        }
+        for key in ["vendor", "sku"] {
+            if let Some(value) = text(key, 255)? {
+                stored[key] = json!(value);
             }
         }
         Ok(Self(stored))
@@ -176,36 +189,21 @@ impl<'de> Deserialize<'de> for SearchResult {
 
 impl PartialSchema for SearchResults {
     fn schema() -> RefOr<Schema> {
+        let number =
+            || ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::Number, Type::Null]));
         let entry = ObjectBuilder::new()
             .schema_type(Type::Object)
             .property(
                 "name",
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .min_length(Some(1))
-                    .max_length(Some(1000))
-                    .pattern(Some("[^\\s\\u0000-\\u001F\\u007F-\\u009F]")),
+                Ref::from_schema_name(Text::<{ MAX_RESULT_TEXT_CHARS }>::name()),
             )
             .required("name")
-            .property(
-                "description",
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .max_length(Some(1000)),
-            )
-            .property(
-                "category",
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .max_length(Some(1000)),
-            )
-            .property(
-                "similarity_score",
-                ObjectBuilder::new().schema_type(Type::Number),
-            )
-            .property("vendor", ObjectBuilder::new().schema_type(Type::String))
-            .property("sku", ObjectBuilder::new().schema_type(Type::String))
-            .property("price", ObjectBuilder::new().schema_type(Type::Number));
+            .property("description", free_text_schema(MAX_RESULT_TEXT_CHARS))
+            .property("category", free_text_schema(MAX_RESULT_TEXT_CHARS))
+            .property("similarity_score", number())
+            .property("price", number())
+            .property("vendor", free_text_schema(255))
+            .property("sku", free_text_schema(255));
         ArrayBuilder::new()
             .items(entry)
             .max_items(Some(MAX_SEARCH_RESULTS))
@@ -213,7 +211,12 @@ impl PartialSchema for SearchResults {
     }
 }
 
-impl ToSchema for SearchResults {}
+impl ToSchema for SearchResults {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        type Name = Text<{ MAX_RESULT_TEXT_CHARS }>;
+        schemas.push((Name::name().into_owned(), Name::schema()));
+    }
+}
 
 /// A request, as stored.
 #[derive(Debug, Serialize, ToSchema)]
@@ -624,7 +627,7 @@ pub struct DecisionBody {
 #[utoipa::path(post, path = "/api/proposals/{id}/approve", tag = "procurement",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The proposal's id")),
-    request_body(content = DecisionBody, description = "Optional"),
+    request_body(content = Option<DecisionBody>, description = "Optional: no body at all means no notes"),
     responses(
         (status = 200, description = "The merged proposal", body = ProposalBody),
         (status = 403, description = "Not a reviewer, or another organisation's proposal", body = ErrorEnvelope),
@@ -652,7 +655,7 @@ async fn approve_proposal(
 #[utoipa::path(post, path = "/api/proposals/{id}/reject", tag = "procurement",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The proposal's id")),
-    request_body(content = DecisionBody, description = "Optional"),
+    request_body(content = Option<DecisionBody>, description = "Optional: no body at all means no notes"),
     responses(
         (status = 200, description = "The rejected proposal", body = ProposalBody),
         (status = 403, description = "Not a reviewer, or another organisation's proposal", body = ErrorEnvelope),
