@@ -771,3 +771,86 @@ async fn the_database_enforces_the_workflow_rules_for_direct_calls() {
     .await;
     assert_eq!(still["status"], "pending");
 }
+
+#[tokio::test]
+async fn a_review_whose_proposal_fails_changes_nothing_and_lists_page_by_cursor() {
+    let app = spawn_app().await;
+    let tenant = create_tenant().await;
+    let other = create_tenant().await;
+    let (_, foreign) = post(
+        &app,
+        "/api/catalog/items",
+        &other.admin.token,
+        json!({"name": "Their Desk"}),
+    )
+    .await;
+    let request = new_request(&app, &tenant).await;
+    let (status, body) = post(
+        &app,
+        &format!("/api/requests/{}/review", id(&request)),
+        &tenant.reviewer.token,
+        json!({"status": "approved", "create_proposal": {
+            "proposal_type": "REPLACE_ITEM", "item_name": "x", "replacing_item_id": foreign["id"]}}),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    let (_, still) = get(
+        &app,
+        &format!("/api/requests/{}", id(&request)),
+        &tenant.requester.token,
+    )
+    .await;
+    assert_eq!(
+        still["status"], "pending",
+        "review and proposal are one transaction"
+    );
+    let (_, proposals) = get(&app, "/api/proposals", &tenant.admin.token).await;
+    assert_eq!(proposals["proposals"], json!([]));
+
+    // Pages: two more requests, two per page.
+    new_request(&app, &tenant).await;
+    new_request(&app, &tenant).await;
+    let (_, first) = get(&app, "/api/requests?limit=2", &tenant.requester.token).await;
+    assert_eq!(first["requests"].as_array().unwrap().len(), 2);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, second) = get(
+        &app,
+        &format!("/api/requests?limit=2&cursor={cursor}"),
+        &tenant.requester.token,
+    )
+    .await;
+    assert_eq!(second["requests"].as_array().unwrap().len(), 1);
+    assert_eq!(second["next_cursor"], Value::Null);
+    let (_, mine) = get(
+        &app,
+        &format!("/api/requests?created_by={}", tenant.admin.id),
+        &tenant.requester.token,
+    )
+    .await;
+    assert_eq!(mine["requests"], json!([]));
+
+    // An item created directly is audited too.
+    let (_, log) = get(
+        &app,
+        "/api/admin/audit-log?event_type=catalog.item.created",
+        &other.admin.token,
+    )
+    .await;
+    assert_eq!(log["events"][0]["resource_id"], foreign["id"], "{log}");
+    assert_eq!(log["events"][0]["metadata"]["name"], "Their Desk");
+
+    // A user of no organisation reaches none of it.
+    let stranger = user_token(Uuid::new_v4());
+    for path in ["/api/requests", "/api/proposals", "/api/admin/audit-log"] {
+        let (status, body) = get(&app, path, &stranger).await;
+        assert_eq!(status, 403, "{path}: {body}");
+    }
+    let (status, _) = post(
+        &app,
+        "/api/catalog/request-new-item",
+        &stranger,
+        json!({"name": "x"}),
+    )
+    .await;
+    assert_eq!(status, 403);
+}
