@@ -20,11 +20,8 @@ use crate::resilience::{CallError, Deadline};
 use crate::services::embeddings::{EmbeddingError, EmbeddingService, catalog_item_text};
 use crate::services::fan_out::{FanOut, TaskFailed};
 use crate::services::membership::MembershipDirectory;
+use crate::services::page::{Page, paged, rows_to_ask};
 use crate::services::query_cache::{QueryCacheStatus, QueryEmbeddingCache};
-
-/// Most rows Supabase's PostgREST returns in one answer (`max_rows`, 1,000
-/// by default): asking for more silently gets fewer.
-const MAX_ROWS_PER_ANSWER: usize = 1000;
 
 /// Items read per page while repairing (the SQL function's own cap).
 const REPAIR_PAGE: usize = 1_000;
@@ -66,15 +63,6 @@ impl CatalogError {
     pub fn is_refusal(&self) -> bool {
         matches!(self, Self::Database(CallError::Upstream(e)) if e.is_refusal())
     }
-}
-
-/// One page of items and where the next starts.
-#[derive(Debug)]
-pub struct ItemPage {
-    /// Newest first.
-    pub items: Vec<CatalogItem>,
-    /// Where the next page starts; `None` on the last page.
-    pub next_cursor: Option<PageCursor>,
 }
 
 /// What embedding repair found and did.
@@ -254,39 +242,20 @@ impl CatalogService {
         limit: usize,
         cursor: Option<PageCursor>,
         deadline: Deadline,
-    ) -> Result<ItemPage, CatalogError> {
-        // One row more than asked says whether another page exists, unless
-        // that would ask past Supabase's `max_rows` cap (1,000 by default):
-        // a capped answer would look like the last page. At the cap, a full
-        // page gets a cursor, and the page after it may be empty.
-        let ask = (limit + 1).min(MAX_ROWS_PER_ANSWER);
-        let mut rows = self
+    ) -> Result<Page<CatalogItem>, CatalogError> {
+        let rows = self
             .supabase
             .list_items(
                 &caller.access_token,
                 caller.org_id,
                 status,
-                ask,
+                rows_to_ask(limit),
                 cursor.as_ref(),
                 deadline,
             )
             .await?;
-        let more = rows.len() > limit || (ask == limit && rows.len() == limit);
-        let next_cursor = if more {
-            rows.truncate(limit);
-            rows.last()
-                .map(|last| {
-                    PageCursor::after(&last.created_at, last.id)
-                        .ok_or(CatalogError::Inconsistent("created_at is not a timestamp"))
-                })
-                .transpose()?
-        } else {
-            None
-        };
-        Ok(ItemPage {
-            items: rows.into_iter().map(CatalogItem::from).collect(),
-            next_cursor,
-        })
+        paged(rows, limit, |row| (row.created_at.as_str(), row.id))
+            .ok_or(CatalogError::Inconsistent("created_at is not a timestamp"))
     }
 
     /// One item of the caller's org.

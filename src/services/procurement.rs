@@ -24,11 +24,10 @@ use crate::services::enrichment::{
     Enrichment, EnrichmentError, EnrichmentRequest, EnrichmentService,
 };
 use crate::services::fan_out::TaskFailed;
+use crate::services::page::{Page, paged, rows_to_ask};
 
 /// Who may review requests and proposals.
 const REVIEWERS: &[Role] = &[Role::Reviewer, Role::Admin];
-/// Most rows Supabase's PostgREST returns in one answer.
-const MAX_ROWS_PER_ANSWER: usize = 1000;
 
 /// Why a workflow operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -79,15 +78,6 @@ impl From<EnrichmentError> for ProcurementError {
             EnrichmentError::TaskFailed(e) => Self::TaskFailed(e),
         }
     }
-}
-
-/// One page of a list and where the next starts.
-#[derive(Debug)]
-pub struct Page<T> {
-    /// Newest first.
-    pub rows: Vec<T>,
-    /// Where the next page starts; `None` on the last page.
-    pub next_cursor: Option<PageCursor>,
 }
 
 /// A new item asked for by any member.
@@ -161,19 +151,20 @@ impl ProcurementService {
         cursor: Option<PageCursor>,
         deadline: Deadline,
     ) -> Result<Page<Request>, ProcurementError> {
-        let ask = (limit + 1).min(MAX_ROWS_PER_ANSWER);
         let rows = self
             .supabase
             .list_requests(
                 &caller.access_token,
                 caller.org_id,
                 &filter,
-                ask,
+                rows_to_ask(limit),
                 cursor.as_ref(),
                 deadline,
             )
             .await?;
-        paged(rows, limit, ask, |row| (row.created_at.clone(), row.id))
+        paged(rows, limit, |row| (row.created_at.as_str(), row.id)).ok_or(
+            ProcurementError::Inconsistent("created_at is not a timestamp"),
+        )
     }
 
     /// One request of the caller's org.
@@ -271,19 +262,20 @@ impl ProcurementService {
         cursor: Option<PageCursor>,
         deadline: Deadline,
     ) -> Result<Page<Proposal>, ProcurementError> {
-        let ask = (limit + 1).min(MAX_ROWS_PER_ANSWER);
         let rows = self
             .supabase
             .list_proposals(
                 &caller.access_token,
                 caller.org_id,
                 status,
-                ask,
+                rows_to_ask(limit),
                 cursor.as_ref(),
                 deadline,
             )
             .await?;
-        paged(rows, limit, ask, |row| (row.created_at.clone(), row.id))
+        paged(rows, limit, |row| (row.created_at.as_str(), row.id)).ok_or(
+            ProcurementError::Inconsistent("created_at is not a timestamp"),
+        )
     }
 
     /// One proposal of the caller's org.
@@ -458,19 +450,20 @@ impl ProcurementService {
         deadline: Deadline,
     ) -> Result<Page<AuditEvent>, ProcurementError> {
         caller.require(Role::Admin)?;
-        let ask = (limit + 1).min(MAX_ROWS_PER_ANSWER);
         let rows = self
             .supabase
             .list_audit_events(
                 &caller.access_token,
                 caller.org_id,
                 filter,
-                ask,
+                rows_to_ask(limit),
                 cursor.as_ref(),
                 deadline,
             )
             .await?;
-        paged(rows, limit, ask, |row| (row.created_at.clone(), row.id))
+        paged(rows, limit, |row| (row.created_at.as_str(), row.id)).ok_or(
+            ProcurementError::Inconsistent("created_at is not a timestamp"),
+        )
     }
 
     /// 404 for an id no org has; 403 for another org's (whose row
@@ -500,34 +493,6 @@ impl ProcurementService {
             )))
         }
     }
-}
-
-/// Rows to a page: one row more than `limit` was asked for (`ask`), unless
-/// that would pass the row cap, to tell whether another page exists.
-fn paged<R, T: From<R>>(
-    mut rows: Vec<R>,
-    limit: usize,
-    ask: usize,
-    key: impl Fn(&R) -> (String, Uuid),
-) -> Result<Page<T>, ProcurementError> {
-    let more = rows.len() > limit || (ask == limit && rows.len() == limit);
-    let next_cursor = if more {
-        rows.truncate(limit);
-        rows.last()
-            .map(|last| {
-                let (created_at, id) = key(last);
-                PageCursor::after(&created_at, id).ok_or(ProcurementError::Inconsistent(
-                    "created_at is not a timestamp",
-                ))
-            })
-            .transpose()?
-    } else {
-        None
-    };
-    Ok(Page {
-        rows: rows.into_iter().map(T::from).collect(),
-        next_cursor,
-    })
 }
 
 /// A draft in `proposals`' column names, absent fields left out.

@@ -207,18 +207,7 @@ impl SupabaseClient {
         id: Uuid,
         deadline: Deadline,
     ) -> Result<Option<ItemRow>, SupabaseCallError> {
-        let rows: Vec<ItemRow> = self
-            .policy
-            .call(deadline, || {
-                self.execute(
-                    self.user_request("catalog_items", token)
-                        .select("*")
-                        .eq("id", id.to_string())
-                        .limit(1),
-                )
-            })
-            .await?;
-        Ok(rows.into_iter().next())
+        self.row_by_id("catalog_items", token, id, deadline).await
     }
 
     /// Whether an item with this id exists in any org. Asked with the

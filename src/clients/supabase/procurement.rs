@@ -190,18 +190,7 @@ impl SupabaseClient {
         id: Uuid,
         deadline: Deadline,
     ) -> Result<Option<RequestRow>, SupabaseCallError> {
-        let rows: Vec<RequestRow> = self
-            .policy
-            .call(deadline, || {
-                self.execute(
-                    self.user_request("requests", token)
-                        .select("*")
-                        .eq("id", id.to_string())
-                        .limit(1),
-                )
-            })
-            .await?;
-        Ok(rows.into_iter().next())
+        self.row_by_id("requests", token, id, deadline).await
     }
 
     /// Reviews a request and, with `proposal` (proposals' column names),
@@ -292,18 +281,7 @@ impl SupabaseClient {
         id: Uuid,
         deadline: Deadline,
     ) -> Result<Option<ProposalRow>, SupabaseCallError> {
-        let rows: Vec<ProposalRow> = self
-            .policy
-            .call(deadline, || {
-                self.execute(
-                    self.user_request("proposals", token)
-                        .select("*")
-                        .eq("id", id.to_string())
-                        .limit(1),
-                )
-            })
-            .await?;
-        Ok(rows.into_iter().next())
+        self.row_by_id("proposals", token, id, deadline).await
     }
 
     /// Approves a proposal of type `kind` in one transaction: the item and

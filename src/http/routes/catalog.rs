@@ -193,7 +193,7 @@ async fn list_items(
         )
         .await?;
     Ok(Json(ItemList {
-        items: page.items.into_iter().map(ItemBody::from).collect(),
+        items: page.rows.into_iter().map(ItemBody::from).collect(),
         next_cursor: page.next_cursor,
     }))
 }

@@ -32,7 +32,8 @@ use crate::domain::{
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::{JsonBody, JsonBodyOrNone, Params, from_query, from_query_or_empty};
 use crate::resilience::Deadline;
-use crate::services::procurement::{NewItemRequest, Page};
+use crate::services::page::Page;
+use crate::services::procurement::NewItemRequest;
 use crate::state::AppState;
 
 /// Longest justification or review note accepted.
