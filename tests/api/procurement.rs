@@ -854,3 +854,91 @@ async fn a_review_whose_proposal_fails_changes_nothing_and_lists_page_by_cursor(
     .await;
     assert_eq!(status, 403);
 }
+
+#[tokio::test]
+async fn every_refusal_says_what_the_original_said() {
+    let app = spawn_app().await;
+    let tenant = create_tenant().await;
+    let other = create_tenant().await;
+    let request = new_request(&app, &tenant).await;
+    let proposal = add_proposal(&app, &tenant, "Refused Shelf").await;
+    let missing = Uuid::new_v4();
+    let cases = [
+        (
+            format!("/api/requests/{}/review", id(&request)),
+            json!({"status": "rejected"}),
+            403,
+            "Cannot review request from different organization".to_owned(),
+        ),
+        (
+            format!("/api/proposals/{}/approve", id(&proposal)),
+            json!({}),
+            403,
+            "Cannot approve proposal from different organization".to_owned(),
+        ),
+        (
+            format!("/api/proposals/{}/reject", id(&proposal)),
+            json!({}),
+            403,
+            "Cannot reject proposal from different organization".to_owned(),
+        ),
+        (
+            format!("/api/requests/{missing}/review"),
+            json!({"status": "rejected"}),
+            404,
+            format!("Request not found: {missing}"),
+        ),
+        (
+            format!("/api/proposals/{missing}/approve"),
+            json!({}),
+            404,
+            format!("Proposal not found: {missing}"),
+        ),
+        (
+            format!("/api/proposals/{missing}/reject"),
+            json!({}),
+            404,
+            format!("Proposal not found: {missing}"),
+        ),
+        (
+            "/api/proposals/not-a-uuid/approve".to_owned(),
+            json!({}),
+            400,
+            "Invalid proposal ID format".to_owned(),
+        ),
+    ];
+    for (path, body, status, expected) in cases {
+        let (got, answer) = post(&app, &path, &other.admin.token, body).await;
+        assert_eq!(
+            (got, message(&answer)),
+            (status, expected.as_str()),
+            "{path}"
+        );
+    }
+    let (status, body) = get(
+        &app,
+        &format!("/api/requests/{}", id(&request)),
+        &other.admin.token,
+    )
+    .await;
+    assert_eq!((status, message(&body)), (403, "Access denied to request"));
+    let (status, body) = get(
+        &app,
+        &format!("/api/requests/{missing}"),
+        &other.admin.token,
+    )
+    .await;
+    assert_eq!(
+        (status, message(&body).to_owned()),
+        (404, format!("Request not found: {missing}"))
+    );
+
+    let reject = format!("/api/proposals/{}/reject", id(&proposal));
+    let (status, _) = post(&app, &reject, &tenant.admin.token, json!({})).await;
+    assert_eq!(status, 200);
+    let (status, body) = post(&app, &reject, &tenant.admin.token, json!({})).await;
+    assert_eq!(
+        (status, message(&body)),
+        (409, "Only pending proposals can be rejected")
+    );
+}
