@@ -184,6 +184,11 @@ where
     raw.parse().map(Some).map_err(serde::de::Error::custom)
 }
 
+/// Marks a refusal that is a whole message, not one to put after the
+/// field's path: a few of the original's messages name the field their own
+/// way (`Invalid proposal_type. Must be one of: ...`).
+pub(crate) const WHOLE_MESSAGE: &str = "\u{1}whole:";
+
 /// serde's refusal of the value at `path`, in the original's words.
 fn refusal(path: &Path, message: &str) -> ApiError {
     let at_root = path.iter().next().is_none();
@@ -214,6 +219,8 @@ fn refusal(path: &Path, message: &str) -> ApiError {
         } else {
             format!("{path} is required")
         }
+    } else if let Some(whole) = message.strip_prefix(WHOLE_MESSAGE) {
+        whole.to_owned()
     } else {
         format!("{path} {message}")
     };

@@ -550,7 +550,7 @@ async fn bad_workflow_input_is_400_and_hostile_bodies_never_500() {
         (json!({}), "status is required"),
         (
             json!({"status": "maybe"}),
-            "status must be approved or rejected",
+            "status must be 'approved' or 'rejected'",
         ),
     ] {
         let (status, answer) = post(&app, &review, &tenant.reviewer.token, body).await;
@@ -560,7 +560,7 @@ async fn bad_workflow_input_is_400_and_hostile_bodies_never_500() {
         (json!({}), "proposal_type is required"),
         (
             json!({"proposal_type": "MERGE_ITEM"}),
-            "proposal_type must be one of ADD_ITEM, REPLACE_ITEM, DEPRECATE_ITEM",
+            "Invalid proposal_type. Must be one of: ADD_ITEM, REPLACE_ITEM, DEPRECATE_ITEM",
         ),
         (
             json!({"proposal_type": "ADD_ITEM", "item_name": "x", "replacing_item_id": "nope"}),

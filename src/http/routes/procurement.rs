@@ -30,7 +30,9 @@ use crate::domain::{
     RequestFilter, RequestStatus, ReviewDecision, Text, free_text, free_text_schema,
 };
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::http::extract::{JsonBody, JsonBodyOrNone, Params, from_query, from_query_or_empty};
+use crate::http::extract::{
+    JsonBody, JsonBodyOrNone, Params, WHOLE_MESSAGE, from_query, from_query_or_empty,
+};
 use crate::resilience::Deadline;
 use crate::services::page::Page;
 use crate::services::procurement::NewItemRequest;
@@ -79,6 +81,49 @@ fn path_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
         .map(|id| id.0)
         .map_err(|_| ApiError::BadRequest(format!("Invalid {what} ID format")))
 }
+
+/// Reads an enumeration refusing other values with the original's message.
+macro_rules! worded_enum {
+    ($(#[$meta:meta])* $name:ident($inner:ty), $refusal:expr) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy)]
+        struct $name($inner);
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = std::borrow::Cow::<str>::deserialize(d)?;
+                <$inner>::parse(&text).map(Self).ok_or_else(|| D::Error::custom($refusal))
+            }
+        }
+
+        impl PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                <$inner as PartialSchema>::schema()
+            }
+        }
+
+        impl ToSchema for $name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                <$inner as ToSchema>::name()
+            }
+        }
+    };
+}
+
+worded_enum!(
+    /// A review's `status`, refused as the original did.
+    Decision(ReviewDecision),
+    "must be 'approved' or 'rejected'"
+);
+
+worded_enum!(
+    /// A `proposal_type`, refused as the original did.
+    Kind(ProposalType),
+    format!(
+        "{WHOLE_MESSAGE}Invalid proposal_type. Must be one of: {}",
+        ProposalType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+    )
+);
 
 // ---- requests ----------------------------------------------------------
 
@@ -361,7 +406,7 @@ async fn get_request(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ReviewBody {
     /// `approved` or `rejected`.
-    status: ReviewDecision,
+    status: Decision,
     #[serde(default)]
     review_notes: OptionalText<{ MAX_NOTE_CHARS }>,
     /// A proposal to create with the approval, in the same transaction
@@ -405,7 +450,7 @@ async fn review_request(
         .review_request(
             &caller,
             id,
-            body.status,
+            body.status.0,
             notes.as_deref(),
             proposal.as_ref().map(|(kind, draft, _)| (*kind, draft)),
             deadline,
@@ -442,7 +487,7 @@ impl From<Request> for RequestBody {
 /// the item fields follow the catalog's create rules; blank texts mean absent.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewProposalBody {
-    proposal_type: ProposalType,
+    proposal_type: Kind,
     #[serde(default)]
     item_name: OptionalText<255>,
     #[serde(default)]
@@ -479,7 +524,7 @@ impl NewProposalBody {
             item_sku: self.item_sku.into_option(),
             replacing_item_id: self.replacing_item_id.map(|id| id.0),
         };
-        (self.proposal_type, draft, self.request_id.map(|id| id.0))
+        (self.proposal_type.0, draft, self.request_id.map(|id| id.0))
     }
 }
 
