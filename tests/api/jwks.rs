@@ -226,6 +226,29 @@ async fn a_key_rotated_in_while_running_is_fetched_on_first_use() {
     assert_eq!(keys.fetches(), 2);
 }
 
+/// Verified tokens are remembered, but only while the key that verified
+/// them is still in the project's key set.
+#[tokio::test]
+async fn a_remembered_token_stops_working_once_its_key_is_rotated_out() {
+    let (old, new) = (TestKey::es256(), TestKey::es256());
+    let keys = KeyServer::start(&[&old]).await;
+    let app = app_with_keys(&keys, &[]).await;
+    let tenant = create_tenant().await;
+    let token = old.sign(&claims(tenant.admin.id));
+    for _ in 0..3 {
+        let (status, body) = verify_status(&app, &token).await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    // The old key is withdrawn; a token signed by the new one makes the
+    // server fetch the set again.
+    keys.publish(&[&new]);
+    let (status, body) = verify_status(&app, &new.sign(&claims(tenant.admin.id))).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = verify_status(&app, &token).await;
+    assert_eq!(status, 401, "a remembered token outlived its key: {body}");
+}
+
 #[tokio::test]
 async fn a_flood_of_made_up_kids_costs_at_most_one_fetch() {
     let key = TestKey::es256();
