@@ -24,7 +24,7 @@ pub use list::TextList;
 pub use number::{Count, Price, Threshold};
 pub use procurement::{AuditEvent, AuditFilter, Proposal, ProposalDraft, Request, RequestFilter};
 pub use text::{OptionalText, Text};
-pub(crate) use text::{free_text, free_text_schema};
+pub(crate) use text::{free_text, free_text_schema, printable_pattern};
 pub(crate) use vocabulary::enum_schema;
 /// A user's place in an organisation: the org and their role in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

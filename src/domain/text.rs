@@ -50,6 +50,11 @@ pub(crate) fn free_text(raw: &str, max: usize) -> Result<String, String> {
     Ok(raw.trim().to_owned())
 }
 
+/// A pattern for text without refused characters, for schemas.
+pub(crate) fn printable_pattern() -> String {
+    format!("^[^{CONTROL}]*$")
+}
+
 /// The schema of [`free_text`], or null.
 pub(crate) fn free_text_schema(max: usize) -> ObjectBuilder {
     ObjectBuilder::new()
@@ -182,6 +187,11 @@ impl<const MAX: usize> Default for OptionalText<MAX> {
 }
 
 impl<const MAX: usize> OptionalText<MAX> {
+    /// Whether no text was given.
+    pub fn is_absent(&self) -> bool {
+        self.0.is_none()
+    }
+
     /// The text, if one was given.
     pub fn into_option(self) -> Option<String> {
         self.0.map(Text::into_string)

@@ -365,6 +365,43 @@ async fn with_the_legacy_secret_start_up_goes_on_without_the_key_set() {
     assert_eq!(body["signing_keys"]["last_fetch_ok"], false, "{body}");
 }
 
+/// Every authenticated request needs the caller's membership: a new user's
+/// burst of concurrent requests reads it once (the cache waits for the one
+/// read), not once per request.
+#[tokio::test]
+async fn a_new_users_burst_reads_their_membership_once() {
+    let gateway = Gateway::start().await;
+    let url = gateway.url.clone();
+    let app = std::sync::Arc::new(
+        spawn_app_with(move |vars| {
+            vars.insert("POSTGREST_URL".into(), url);
+            vars.remove("SUPABASE_KEY");
+            vars.remove("SUPABASE_SERVICE_ROLE_KEY");
+            vars.insert("SUPABASE_PUBLISHABLE_KEY".into(), PUBLISHABLE_KEY.into());
+            vars.insert("SUPABASE_SECRET_KEY".into(), SECRET_KEY.into());
+            vars.insert("RATE_LIMIT_PER_MINUTE".into(), "0".into());
+        })
+        .await,
+    );
+    let tenant = create_tenant().await;
+    let token = tenant.reviewer.token.clone();
+    let before = gateway.seen.service.load(Ordering::SeqCst);
+    let burst: Vec<_> = (0..30)
+        .map(|_| {
+            let (app, token) = (std::sync::Arc::clone(&app), token.clone());
+            tokio::spawn(async move { verify_status(&app, &token).await.0 })
+        })
+        .collect();
+    for request in burst {
+        assert_eq!(request.await.unwrap(), 200);
+    }
+    assert_eq!(
+        gateway.seen.service.load(Ordering::SeqCst) - before,
+        1,
+        "service-key reads for one new user's 30 concurrent requests"
+    );
+}
+
 /// A stand-in for Supabase's API gateway in front of PostgREST, as it treats
 /// the new API keys: `apikey: sb_secret_...` alone means the service role;
 /// `apikey: sb_publishable_...` with a user's JWT means that user; an

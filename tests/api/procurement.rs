@@ -549,6 +549,10 @@ async fn bad_workflow_input_is_400_and_hostile_bodies_never_500() {
     for (body, expected) in [
         (json!({}), "status is required"),
         (
+            json!({"status": "rejected", "create_proposal": {"proposal_type": "ADD_ITEM"}}),
+            "item_name is required for ADD_ITEM",
+        ),
+        (
             json!({"status": "maybe"}),
             "status must be 'approved' or 'rejected'",
         ),
@@ -595,6 +599,16 @@ async fn bad_workflow_input_is_400_and_hostile_bodies_never_500() {
         let (status, answer) = get(&app, &format!("/api/requests{query}"), requester).await;
         assert_eq!((status, message(&answer)), (400, expected), "{query}");
     }
+    let (status, answer) = get(
+        &app,
+        "/api/admin/audit-log?resource_type=%00x",
+        &tenant.admin.token,
+    )
+    .await;
+    assert_eq!(
+        (status, message(&answer)),
+        (400, "resource_type must not contain control characters")
+    );
     let hostile = [
         json!({"search_query": "\u{0}"}),
         json!({"search_query": "x".repeat(5000)}),

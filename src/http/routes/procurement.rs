@@ -28,6 +28,7 @@ use crate::domain::{
     AuditEvent, AuditFilter, Count, Id, Metadata, OptionalProductUrl, OptionalText, PageCursor,
     Price, PricingType, Proposal, ProposalDraft, ProposalStatus, ProposalType, Request,
     RequestFilter, RequestStatus, ReviewDecision, Text, free_text, free_text_schema,
+    printable_pattern,
 };
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::{
@@ -444,7 +445,10 @@ async fn review_request(
 ) -> Result<Json<ReviewedBody>, ApiError> {
     let id = path_id(&id, "request")?;
     let notes = body.review_notes.into_option();
-    let proposal = body.create_proposal.map(NewProposalBody::into_draft);
+    let proposal = body
+        .create_proposal
+        .map(NewProposalBody::into_draft)
+        .transpose()?;
     let (request, proposal) = state
         .procurement
         .review_request(
@@ -511,7 +515,25 @@ pub struct NewProposalBody {
 }
 
 impl NewProposalBody {
-    fn into_draft(self) -> (ProposalType, ProposalDraft, Option<Uuid>) {
+    /// The draft, after what each type requires (the document's `oneOf`;
+    /// the database checks it again for direct callers).
+    fn into_draft(self) -> Result<(ProposalType, ProposalDraft, Option<Uuid>), ApiError> {
+        let kind = self.proposal_type.0;
+        let needs_name = matches!(kind, ProposalType::AddItem | ProposalType::ReplaceItem);
+        let needs_item = matches!(
+            kind,
+            ProposalType::ReplaceItem | ProposalType::DeprecateItem
+        );
+        if needs_name && self.item_name.is_absent() {
+            return Err(ApiError::BadRequest(format!(
+                "item_name is required for {kind}"
+            )));
+        }
+        if needs_item && self.replacing_item_id.is_none() {
+            return Err(ApiError::BadRequest(format!(
+                "replacing_item_id is required for {kind}"
+            )));
+        }
         let draft = ProposalDraft {
             item_name: self.item_name.into_option(),
             item_description: self.item_description.into_option(),
@@ -524,7 +546,7 @@ impl NewProposalBody {
             item_sku: self.item_sku.into_option(),
             replacing_item_id: self.replacing_item_id.map(|id| id.0),
         };
-        (self.proposal_type.0, draft, self.request_id.map(|id| id.0))
+        Ok((kind, draft, self.request_id.map(|id| id.0)))
     }
 }
 
@@ -585,7 +607,7 @@ async fn create_proposal(
     deadline: Deadline,
     JsonBody(body): JsonBody<NewProposalBody>,
 ) -> Result<(StatusCode, Json<ProposalBody>), ApiError> {
-    let (kind, draft, request_id) = body.into_draft();
+    let (kind, draft, request_id) = body.into_draft()?;
     let proposal = state
         .procurement
         .create_proposal(&caller, kind, &draft, request_id, deadline)
@@ -857,11 +879,11 @@ async fn request_new_item(
 pub struct AuditQuery {
     /// Only events of this type, e.g. `proposal.merged`.
     #[serde(default, deserialize_with = "from_query")]
-    #[param(value_type = Option<String>, max_length = 100)]
+    #[param(schema_with = query_text_schema)]
     event_type: Option<QueryText>,
     /// Only events about this kind of resource, e.g. `proposal`.
     #[serde(default, deserialize_with = "from_query")]
-    #[param(value_type = Option<String>, max_length = 100)]
+    #[param(schema_with = query_text_schema)]
     resource_type: Option<QueryText>,
     /// Only events about this resource.
     #[serde(default, deserialize_with = "from_query")]
@@ -876,7 +898,11 @@ pub struct AuditQuery {
     cursor: Option<PageCursor>,
 }
 
-/// A filter value of at most 100 characters.
+/// Longest audit-log filter value.
+const MAX_FILTER_CHARS: usize = 100;
+
+/// A filter value: at most 100 characters, none of them control characters
+/// (Postgres cannot compare text holding U+0000).
 #[derive(Debug)]
 struct QueryText(String);
 
@@ -884,11 +910,18 @@ impl std::str::FromStr for QueryText {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        if s.chars().count() > 100 {
-            return Err("must be at most 100 characters".to_owned());
-        }
+        // Checked as any text is, but compared exactly as given.
+        free_text(s, MAX_FILTER_CHARS)?;
         Ok(Self(s.to_owned()))
     }
+}
+
+fn query_text_schema() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(MAX_FILTER_CHARS))
+        .pattern(Some(printable_pattern()))
+        .into()
 }
 
 /// One audit event.
