@@ -79,16 +79,17 @@ begin
     if v_new.proposal_type in ('ADD_ITEM', 'REPLACE_ITEM') and v_new.item_name is null then
         raise exception 'item_name is required for %', v_new.proposal_type using errcode = 'CA400';
     end if;
-    if v_new.proposal_type in ('REPLACE_ITEM', 'DEPRECATE_ITEM') then
-        if v_new.replacing_item_id is null then
-            raise exception 'replacing_item_id is required for %', v_new.proposal_type
-                using errcode = 'CA400';
-        end if;
-        if not exists (select 1 from catalog_items
+    if v_new.proposal_type in ('REPLACE_ITEM', 'DEPRECATE_ITEM')
+       and v_new.replacing_item_id is null then
+        raise exception 'replacing_item_id is required for %', v_new.proposal_type
+            using errcode = 'CA400';
+    end if;
+    -- Any item named must be the org's own (an ADD_ITEM may name one too).
+    if v_new.replacing_item_id is not null
+       and not exists (select 1 from catalog_items
                        where id = v_new.replacing_item_id and org_id = p_org) then
-            raise exception 'Catalog item not found: %', v_new.replacing_item_id
-                using errcode = 'CA404';
-        end if;
+        raise exception 'Catalog item not found: %', v_new.replacing_item_id
+            using errcode = 'CA404';
     end if;
     if p_request_id is not null
        and not exists (select 1 from requests where id = p_request_id and org_id = p_org) then

@@ -331,7 +331,7 @@ async fn replacing_deprecates_the_old_item_and_other_orgs_items_are_out_of_reach
     .await;
 
     // Another org's item cannot be replaced or deprecated.
-    for kind in ["REPLACE_ITEM", "DEPRECATE_ITEM"] {
+    for kind in ["ADD_ITEM", "REPLACE_ITEM", "DEPRECATE_ITEM"] {
         let (status, body) = post(
             &app,
             "/api/proposals",
