@@ -162,9 +162,7 @@ impl ProcurementService {
                 deadline,
             )
             .await?;
-        paged(rows, limit, |row| (row.created_at.as_str(), row.id)).ok_or(
-            ProcurementError::Inconsistent("created_at is not a timestamp"),
-        )
+        page_of(rows, limit, |row| (row.created_at.as_str(), row.id))
     }
 
     /// One request of the caller's org.
@@ -177,17 +175,12 @@ impl ProcurementService {
         id: Uuid,
         deadline: Deadline,
     ) -> Result<Request, ProcurementError> {
-        match self
+        let row = self
             .supabase
             .get_request(&caller.access_token, id, deadline)
-            .await?
-        {
-            Some(row) if row.org_id == caller.org_id => Ok(row.into()),
-            Some(_) => Err(ProcurementError::OtherOrg(
-                "Access denied to request".to_owned(),
-            )),
-            None => Err(self.absent("request", id, deadline).await?),
-        }
+            .await?;
+        let org = row.as_ref().map(|r| r.org_id);
+        self.owned(caller, "request", id, row, org, deadline).await
     }
 
     /// Approves or rejects a pending request; approving with `proposal`
@@ -273,9 +266,7 @@ impl ProcurementService {
                 deadline,
             )
             .await?;
-        paged(rows, limit, |row| (row.created_at.as_str(), row.id)).ok_or(
-            ProcurementError::Inconsistent("created_at is not a timestamp"),
-        )
+        page_of(rows, limit, |row| (row.created_at.as_str(), row.id))
     }
 
     /// One proposal of the caller's org.
@@ -288,17 +279,12 @@ impl ProcurementService {
         id: Uuid,
         deadline: Deadline,
     ) -> Result<Proposal, ProcurementError> {
-        match self
+        let row = self
             .supabase
             .get_proposal(&caller.access_token, id, deadline)
-            .await?
-        {
-            Some(row) if row.org_id == caller.org_id => Ok(row.into()),
-            Some(_) => Err(ProcurementError::OtherOrg(
-                "Access denied to proposal".to_owned(),
-            )),
-            None => Err(self.absent("proposal", id, deadline).await?),
-        }
+            .await?;
+        let org = row.as_ref().map(|r| r.org_id);
+        self.owned(caller, "proposal", id, row, org, deadline).await
     }
 
     /// Approves a pending proposal: embeds the item's text (adding and
@@ -461,38 +447,56 @@ impl ProcurementService {
                 deadline,
             )
             .await?;
-        paged(rows, limit, |row| (row.created_at.as_str(), row.id)).ok_or(
-            ProcurementError::Inconsistent("created_at is not a timestamp"),
-        )
+        page_of(rows, limit, |row| (row.created_at.as_str(), row.id))
     }
 
-    /// 404 for an id no org has; 403 for another org's (whose row
-    /// row-level security hid).
-    async fn absent(
+    /// `row` (of org `org`) if it is the caller's org's; 403 for another
+    /// org's, whether row-level security showed it or hid it; 404 for an id
+    /// no org has.
+    async fn owned<R, T: From<R>>(
         &self,
+        caller: &Caller,
         kind: &'static str,
         id: Uuid,
+        row: Option<R>,
+        org: Option<Uuid>,
         deadline: Deadline,
-    ) -> Result<ProcurementError, ProcurementError> {
-        if self
-            .supabase
-            .procurement_row_exists(kind, id, deadline)
-            .await?
-        {
-            Ok(ProcurementError::OtherOrg(format!(
-                "Access denied to {kind}"
-            )))
-        } else {
-            let name = if kind == "request" {
-                "Request"
-            } else {
-                "Proposal"
-            };
-            Ok(ProcurementError::NotFound(format!(
-                "{name} not found: {id}"
-            )))
+    ) -> Result<T, ProcurementError> {
+        let denied = || ProcurementError::OtherOrg(format!("Access denied to {kind}"));
+        match row {
+            Some(row) if org == Some(caller.org_id) => Ok(row.into()),
+            Some(_) => Err(denied()),
+            None if self
+                .supabase
+                .procurement_row_exists(kind, id, deadline)
+                .await? =>
+            {
+                Err(denied())
+            }
+            None => {
+                let name = if kind == "request" {
+                    "Request"
+                } else {
+                    "Proposal"
+                };
+                Err(ProcurementError::NotFound(format!(
+                    "{name} not found: {id}"
+                )))
+            }
         }
     }
+}
+
+/// Rows as a page; a row whose `created_at` is not a time is the
+/// database answering something that cannot be right.
+fn page_of<R, T: From<R>>(
+    rows: Vec<R>,
+    limit: usize,
+    key: impl Fn(&R) -> (&str, Uuid),
+) -> Result<Page<T>, ProcurementError> {
+    paged(rows, limit, key).ok_or(ProcurementError::Inconsistent(
+        "created_at is not a timestamp",
+    ))
 }
 
 /// A draft in `proposals`' column names, absent fields left out.
