@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::helpers::{
     Tenant, TestApp, create_tenant, insert_items_without_embeddings, rest, spawn_app,
-    spawn_app_with,
+    spawn_app_with, sql,
 };
 
 const ITEMS: &str = "/api/catalog/items";
@@ -1094,4 +1094,20 @@ async fn with_gemini_down_cached_searches_still_answer_and_new_ones_get_503() {
     let (status, found) = search(&app, token, json!({ "query": "monitor arm" })).await;
     assert_eq!(status, 200, "{found}");
     assert_eq!(hit_names(&found), ["Monitor arm"]);
+}
+
+#[test]
+fn every_foreign_key_is_indexed_so_deleting_items_scans_no_table() {
+    crate::helpers::stack_env();
+    // A foreign key whose column leads no index makes every delete of a
+    // referenced row (an item, an org) scan the referencing table.
+    let unindexed = sql(
+        "select string_agg(c.conrelid::regclass || '.' || a.attname, ', ')
+         from pg_constraint c
+         join pg_attribute a on a.attrelid = c.conrelid and a.attnum = c.conkey[1]
+         where c.contype = 'f' and c.connamespace = 'public'::regnamespace
+           and not exists (select 1 from pg_index i
+                           where i.indrelid = c.conrelid and i.indkey[0] = c.conkey[1])",
+    );
+    assert_eq!(unindexed, "", "foreign keys without an index");
 }

@@ -476,3 +476,27 @@ pub fn unix_now() -> u64 {
         .expect("clock before 1970")
         .as_secs()
 }
+
+/// One SQL query as the database owner, for what PostgREST cannot show
+/// (function settings, privileges, the catalogue).
+pub fn sql(query: &str) -> String {
+    let output = Command::new("psql")
+        .args([
+            stack_env()["DATABASE_URL"].as_str(),
+            "-X",
+            "-q",
+            "-tA",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            query,
+        ])
+        .output()
+        .expect("psql is needed (scripts/stack installs it)");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}

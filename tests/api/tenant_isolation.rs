@@ -2,37 +2,11 @@
 //! key, a member of another org, or a user with memberships in two orgs can
 //! do straight through PostgREST, without our server in the way.
 
-use std::process::Command;
-
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{Tenant, create_tenant, rest, spawn_app, stack_env, user_token};
-
-/// One SQL query as the database owner, for what PostgREST cannot show
-/// (function settings and privileges).
-fn sql(query: &str) -> String {
-    let output = Command::new("psql")
-        .args([
-            stack_env()["DATABASE_URL"].as_str(),
-            "-X",
-            "-q",
-            "-tA",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            query,
-        ])
-        .output()
-        .expect("psql is needed (scripts/stack installs it)");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
+use crate::helpers::{Tenant, create_tenant, rest, spawn_app, sql, stack_env, user_token};
 
 /// An item with an embedding in `tenant`'s org, made through the app.
 async fn item_with_embedding(tenant: &Tenant) -> Uuid {
