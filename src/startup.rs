@@ -133,6 +133,7 @@ impl Application {
             enrichment: Arc::clone(&enrichment),
             procurement: ProcurementService::new(
                 supabase.clone(),
+                Arc::clone(&memberships),
                 Arc::clone(&embeddings),
                 enrichment,
             ),

@@ -58,13 +58,6 @@ pub enum CatalogError {
     RepairRunning(RepairProgress),
 }
 
-impl CatalogError {
-    /// The database refused the caller (their rights may have changed).
-    pub fn is_refusal(&self) -> bool {
-        matches!(self, Self::Database(CallError::Upstream(e)) if e.is_refusal())
-    }
-}
-
 /// What embedding repair found and did.
 #[derive(Debug, Default)]
 pub struct RepairReport {
@@ -325,18 +318,12 @@ impl CatalogService {
                 embedding,
                 deadline,
             )
-            .await
-            .map_err(CatalogError::from);
-        match created {
-            Ok(row) => Ok(row.into()),
-            Err(e) => {
-                if e.is_refusal() {
-                    // Demoted or removed since their membership was cached.
-                    self.memberships.forget(caller.user_id).await;
-                }
-                Err(e)
-            }
-        }
+            .await;
+        let row = self
+            .memberships
+            .heed_refusal(caller.user_id, created)
+            .await?;
+        Ok(row.into())
     }
 
     /// Embeds every active item of the caller's org that has no embedding,

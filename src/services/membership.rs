@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::clients::supabase::{SupabaseCallError, SupabaseClient};
 use crate::domain::Membership;
-use crate::resilience::Deadline;
+use crate::resilience::{CallError, Deadline};
 
 /// How long a found membership is reused.
 const MEMBER_TTL: Duration = Duration::from_secs(30);
@@ -111,10 +111,21 @@ impl MembershipDirectory {
         Ok(found)
     }
 
-    /// Forgets what is cached for `user_id`: the database refused them, so
-    /// their rights may have changed.
-    pub async fn forget(&self, user_id: Uuid) {
-        self.cache.invalidate(&user_id).await;
+    /// Passes on the `outcome` of a call made for `user_id`, first
+    /// forgetting their cached membership when the database refused them:
+    /// their rights may have changed since it was cached, and the next
+    /// request should be judged on what the database holds now.
+    pub async fn heed_refusal<T>(
+        &self,
+        user_id: Uuid,
+        outcome: Result<T, SupabaseCallError>,
+    ) -> Result<T, SupabaseCallError> {
+        if let Err(CallError::Upstream(e)) = &outcome
+            && e.is_refusal()
+        {
+            self.cache.invalidate(&user_id).await;
+        }
+        outcome
     }
 
     async fn read(

@@ -24,6 +24,7 @@ use crate::services::enrichment::{
     Enrichment, EnrichmentError, EnrichmentRequest, EnrichmentService,
 };
 use crate::services::fan_out::TaskFailed;
+use crate::services::membership::MembershipDirectory;
 use crate::services::page::{Page, paged, rows_to_ask};
 
 /// Who may review requests and proposals.
@@ -95,20 +96,24 @@ pub struct NewItemRequest {
 #[derive(Debug)]
 pub struct ProcurementService {
     supabase: SupabaseClient,
+    memberships: Arc<MembershipDirectory>,
     embeddings: Arc<EmbeddingService>,
     enrichment: Arc<EnrichmentService>,
 }
 
 impl ProcurementService {
     /// A service over `supabase`, embedding merged items with `embeddings`
-    /// and filling requested items with `enrichment`.
+    /// and filling requested items with `enrichment`; a write the database
+    /// refuses drops the caller's cached role from `memberships`.
     pub fn new(
         supabase: SupabaseClient,
+        memberships: Arc<MembershipDirectory>,
         embeddings: Arc<EmbeddingService>,
         enrichment: Arc<EnrichmentService>,
     ) -> Self {
         Self {
             supabase,
+            memberships,
             embeddings,
             enrichment,
         }
@@ -135,7 +140,8 @@ impl ProcurementService {
                 justification,
                 deadline,
             )
-            .await?;
+            .await;
+        let row = self.memberships.heed_refusal(caller.user_id, row).await?;
         Ok(row.into())
     }
 
@@ -211,6 +217,10 @@ impl ProcurementService {
                 fields.as_ref(),
                 deadline,
             )
+            .await;
+        let reviewed = self
+            .memberships
+            .heed_refusal(caller.user_id, reviewed)
             .await?;
         Ok((
             reviewed.request.into(),
@@ -239,7 +249,8 @@ impl ProcurementService {
                 request_id,
                 deadline,
             )
-            .await?;
+            .await;
+        let row = self.memberships.heed_refusal(caller.user_id, row).await?;
         Ok(row.into())
     }
 
@@ -353,6 +364,10 @@ impl ProcurementService {
                 embedding,
                 deadline,
             )
+            .await;
+        let merged = self
+            .memberships
+            .heed_refusal(caller.user_id, merged)
             .await?;
         Ok(merged.proposal.into())
     }
@@ -372,7 +387,8 @@ impl ProcurementService {
         let row = self
             .supabase
             .reject_proposal(&caller.access_token, id, review_notes, deadline)
-            .await?;
+            .await;
+        let row = self.memberships.heed_refusal(caller.user_id, row).await?;
         Ok(row.into())
     }
 
@@ -419,7 +435,8 @@ impl ProcurementService {
                 request.justification.as_deref(),
                 deadline,
             )
-            .await?;
+            .await;
+        let row = self.memberships.heed_refusal(caller.user_id, row).await?;
         Ok((row.into(), enrichment))
     }
 

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::{
-    Tenant, TestApp, create_tenant, insert_items_without_embeddings, rest, spawn_app,
+    Tenant, TestApp, create_tenant, insert_items_without_embeddings, rest, set_role, spawn_app,
     spawn_app_with, sql,
 };
 
@@ -814,18 +814,6 @@ async fn a_thousand_item_page_under_the_row_cap_still_has_a_cursor() {
     }
     assert_eq!(seen.len(), 1001, "items lost at the row cap");
     assert_eq!(pages, 2);
-}
-
-/// Demotes `user` in `org` straight in the database, as another admin would.
-async fn set_role(org: Uuid, user: Uuid, role: &str) {
-    let (status, body) = rest(
-        Method::PATCH,
-        &format!("org_memberships?org_id=eq.{org}&user_id=eq.{user}"),
-        None,
-        &json!({ "role": role }),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
 }
 
 #[tokio::test]

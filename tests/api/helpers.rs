@@ -364,6 +364,19 @@ pub async fn create_tenant() -> Tenant {
     }
 }
 
+/// Changes `user`'s role in `org` straight in the database, as another
+/// admin would.
+pub async fn set_role(org: Uuid, user: Uuid, role: &str) {
+    let (status, body) = rest(
+        reqwest::Method::PATCH,
+        &format!("org_memberships?org_id=eq.{org}&user_id=eq.{user}"),
+        None,
+        &json!({ "role": role }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
 /// Calls the real REST server directly (not through the app), with the
 /// service key unless `token` is given; returns status and JSON body. For
 /// seeding rows and for probing what the database allows a user to do.

@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::{
-    Tenant, TestApp, create_tenant, rest, spawn_app, spawn_app_with, stack_env, user_token,
+    Tenant, TestApp, create_tenant, rest, set_role, spawn_app, spawn_app_with, stack_env,
+    user_token,
 };
 use gemini_emulator::{Fault, FaultRule, Faults};
 
@@ -955,4 +956,31 @@ async fn every_refusal_says_what_the_original_said() {
         (status, message(&body)),
         (409, "Only pending proposals can be rejected")
     );
+}
+
+#[tokio::test]
+async fn a_demoted_reviewer_is_refused_by_the_database_and_loses_the_cached_role() {
+    let app = spawn_app().await;
+    let tenant = create_tenant().await;
+    // Proposing caches the reviewer's role.
+    let proposal = add_proposal(&app, &tenant, "Standing desk").await;
+    set_role(tenant.org_id, tenant.reviewer.id, "requester").await;
+
+    // The cached role lets the call through to the database, which refuses it.
+    let reject = format!("/api/proposals/{}/reject", id(&proposal));
+    let (status, body) = post(&app, &reject, &tenant.reviewer.token, json!({})).await;
+    assert_eq!(status, 403, "{body}");
+    let (_, me) = get(&app, "/api/auth/verify", &tenant.reviewer.token).await;
+    assert_eq!(
+        me["role"], "requester",
+        "the refusal dropped the cached role"
+    );
+
+    let (_, after) = get(
+        &app,
+        &format!("/api/proposals/{}", id(&proposal)),
+        &tenant.admin.token,
+    )
+    .await;
+    assert_eq!(after["status"], "pending", "nothing was changed: {after}");
 }

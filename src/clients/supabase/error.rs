@@ -172,7 +172,9 @@ impl SupabaseError {
         matches!(
             self,
             Self::Refused {
-                reason: Refusal::Forbidden | Refusal::TokenRejected,
+                reason: Refusal::Forbidden
+                    | Refusal::TokenRejected
+                    | Refusal::Rule(Breach::Forbidden),
                 ..
             }
         )
