@@ -1099,3 +1099,92 @@ fn every_foreign_key_is_indexed_so_deleting_items_scans_no_table() {
     );
     assert_eq!(unindexed, "", "foreign keys without an index");
 }
+
+#[tokio::test]
+async fn a_large_orgs_search_answers_its_own_items_and_only_those() {
+    // Over 10,000 active items puts an org on the large-org branch of
+    // search_catalog_items (the k nearest first, the exact scan when they
+    // fall short). All but the first of its 12 vectors have near-duplicates
+    // in another org: the answer must be the org's 12, and only those.
+    // (With 12 embedded items the planner reads them by the org's index,
+    // not HNSW; filling HNSW with 10,000 vectors here would take a minute.)
+    let app = spawn_app_with(|env| {
+        env.insert("RATE_LIMIT_PER_MINUTE".into(), "0".into());
+    })
+    .await;
+    let large = create_tenant().await;
+    let crowd = create_tenant().await;
+    sql(&format!(
+        "insert into catalog_items (org_id, name, created_by)
+         select '{}', 'Filler ' || n, '{}' from generate_series(1, 10001) n",
+        large.org_id, large.admin.id
+    ));
+    let texts: Vec<String> = (0..12)
+        .map(|i| format!("Crowded walnut desk model {i}"))
+        .collect();
+    let response = app
+        .post_json(
+            "/api/embeddings",
+            Some(&large.admin.token),
+            &json!({ "texts": texts, "task_type": "RETRIEVAL_QUERY" }),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let embedded: Value = response.json().await.unwrap();
+    let values: Vec<String> = texts
+        .iter()
+        .zip(embedded["embeddings"].as_array().unwrap())
+        .map(|(text, vector)| format!("('{text}', '{vector}')"))
+        .collect();
+    // The copies are near-duplicates, not duplicates: the index stores
+    // identical vectors once.
+    for (tenant, copies, noise, values) in [
+        (&large, 1, 0.0, &values[..]),
+        (&crowd, 20, 0.002, &values[1..]),
+    ] {
+        sql(&format!(
+            "with v (name, embedding) as (values {}),
+             made as (
+                 insert into catalog_items (org_id, name, created_by)
+                 select '{}', v.name, '{}' from v, generate_series(1, {copies})
+                 returning id, name)
+             insert into catalog_item_embeddings (catalog_item_id, embedding, model_version)
+             select made.id,
+                    (select array_agg(x + {noise} * (random() - 0.5))
+                     from unnest(v.embedding::vector::real[]) x where made.id is not null)::vector,
+                    'models/gemini-embedding-001'
+             from made join v using (name)",
+            values.join(", "),
+            tenant.org_id,
+            tenant.admin.id
+        ));
+    }
+
+    let (status, found) = search(
+        &app,
+        &large.requester.token,
+        json!({ "query": texts[0], "threshold": 0.0, "limit": 12 }),
+    )
+    .await;
+    assert_eq!(status, 200, "{found}");
+    let names: HashSet<String> = hit_names(&found).into_iter().collect();
+    assert_eq!(names, texts.iter().cloned().collect::<HashSet<_>>());
+    assert_eq!(found["results"][0]["item_name"], texts[0].as_str());
+    let ids: Vec<String> = found["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| format!("'{}'", hit["item_id"].as_str().unwrap()))
+        .collect();
+    let own = sql(&format!(
+        "select count(*) from catalog_items where org_id = '{}' and id in ({})",
+        large.org_id,
+        ids.join(", ")
+    ));
+    assert_eq!(own, "12", "another org's copies were returned");
+
+    sql(&format!(
+        "delete from orgs where id in ('{}', '{}')",
+        large.org_id, crowd.org_id
+    ));
+}
