@@ -1188,3 +1188,62 @@ async fn a_large_orgs_search_answers_its_own_items_and_only_those() {
         large.org_id, crowd.org_id
     ));
 }
+
+#[tokio::test]
+async fn deprecated_nearest_items_leave_the_whole_limit_to_active_ones() {
+    let app = spawn_app().await;
+    let tenant = create_tenant().await;
+    let admin = &tenant.admin.token;
+    for (name, status) in [
+        ("Walnut oak desk", "deprecated"),
+        ("Oak walnut desk", "deprecated"),
+        ("Walnut desk", "active"),
+        ("Oak desk", "active"),
+        ("Desk lamp", "active"),
+    ] {
+        let (status, body) =
+            create_item(&app, admin, json!({ "name": name, "status": status })).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    // The two nearest are deprecated: a limit of 2 still gets 2 active items.
+    let (status, found) = search(
+        &app,
+        admin,
+        json!({ "query": "walnut oak desk", "threshold": 0.0, "limit": 2 }),
+    )
+    .await;
+    assert_eq!(status, 200, "{found}");
+    let names: HashSet<String> = hit_names(&found).into_iter().collect();
+    assert_eq!(
+        names,
+        HashSet::from(["Walnut desk".to_owned(), "Oak desk".to_owned()])
+    );
+}
+
+#[tokio::test]
+async fn an_item_moved_to_another_org_is_found_there_and_only_there() {
+    let app = spawn_app().await;
+    let (from, to) = (create_tenant().await, create_tenant().await);
+    let (status, item) = create_item(
+        &app,
+        &from.admin.token,
+        json!({ "name": "Travelling walnut desk" }),
+    )
+    .await;
+    assert_eq!(status, 201, "{item}");
+    // Only the service role can move an item between orgs.
+    let (status, body) = rest(
+        Method::PATCH,
+        &format!("catalog_items?id=eq.{}", item["id"].as_str().unwrap()),
+        None,
+        &json!({ "org_id": to.org_id }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    let query = json!({ "query": "travelling walnut desk", "threshold": 0.0 });
+    let (_, found) = search(&app, &to.requester.token, query.clone()).await;
+    assert_eq!(hit_names(&found), ["Travelling walnut desk"]);
+    let (_, found) = search(&app, &from.requester.token, query).await;
+    assert_eq!(hit_names(&found), Vec::<String>::new());
+}
