@@ -3,6 +3,15 @@
 -- before, 1.74-1.89 ms after, same results; 20,000 items (HNSW) unchanged
 -- at 2.2-2.4 ms.
 --
+-- * Large orgs (over 10,000 active items, the HNSW path) fell back to the
+--   exact scan only when none of the index's candidates passed the
+--   similarity threshold. When the index scan gave up after finding fewer
+--   than k of the org's items (its tuple or memory bound, other orgs'
+--   near-duplicates crowding the graph), those few were returned as if
+--   they were all. Now fewer than k candidates also means the exact scan
+--   answers. The rule for an empty answer stays: at 20,000 items among
+--   147,000 vectors, a query's 400 nearest by the index held none of the 14
+--   items the exact scan finds above 0.3.
 -- * Plans are cached (plan_cache_mode = force_generic_plan) instead of
 --   made anew on every call, which cost about 0.8 ms; the large-org
 --   statement alone is planned per call (EXECUTE), since only a plan made
