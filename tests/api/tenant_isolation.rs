@@ -399,3 +399,37 @@ async fn search_and_embedding_rows_never_cross_orgs_through_postgrest() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body[0]["item_id"], json!(item), "{body}");
 }
+
+#[tokio::test]
+async fn no_member_can_move_an_item_or_its_embedding_to_another_org() {
+    // Moving an item carries its embedding's org along (a trigger): only the
+    // service role may move one, so the move must be out of every member's
+    // reach, its own admin's included.
+    let victim = create_tenant().await;
+    let other = create_tenant().await;
+    let item = item_with_embedding(&victim).await;
+    let outsider = user_token(Uuid::new_v4());
+    for (who, token) in [
+        ("its own admin", victim.admin.token.as_str()),
+        ("another org's admin", other.admin.token.as_str()),
+        ("a user without membership", outsider.as_str()),
+        ("anon", anon().as_str()),
+    ] {
+        let (status, body) = rest(
+            Method::PATCH,
+            &format!("catalog_items?id=eq.{item}"),
+            Some(token),
+            &json!({ "org_id": other.org_id }),
+        )
+        .await;
+        assert!(
+            status >= 400 || body == json!([]),
+            "{who} moved an item: {status} {body}"
+        );
+    }
+    let orgs = sql(&format!(
+        "select ci.org_id || ' ' || e.org_id from catalog_items ci
+         join catalog_item_embeddings e on e.catalog_item_id = ci.id where ci.id = '{item}'"
+    ));
+    assert_eq!(orgs, format!("{0} {0}", victim.org_id));
+}
