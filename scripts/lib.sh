@@ -9,23 +9,43 @@ STACK_DIR="${CATALOGAI_STACK_DIR:-$ROOT/.stack}"
 # same machine reuses them; a new machine simply builds them again.
 TOOLS_DIR="${CATALOGAI_TOOLS_DIR:-$HOME/.cache/catalogai}"
 
+log() { printf '[catalogai] %s\n' "$*" >&2; }
+die() { printf '[catalogai] error: %s\n' "$*" >&2; exit 1; }
+
+# Which Supabase the local platform is (db/local-platform/supabase.sql):
+# `today`, a project created now (the default, what every test runs on), or
+# `classic`, one created before 2026. Both run side by side on one
+# PostgreSQL cluster, each with its own database, REST server, gateway,
+# Gemini emulator and key endpoint; the classic stack's ports are 100 higher.
+PLATFORM="${CATALOGAI_PLATFORM:-today}"
+case "$PLATFORM" in
+  today) PORT_OFFSET=0; TAG="" ;;
+  classic) PORT_OFFSET=100; TAG="-classic" ;;
+  *) die "CATALOGAI_PLATFORM must be today or classic, not '$PLATFORM'" ;;
+esac
+
 PG_VERSION=15
-PG_PORT="${CATALOGAI_PG_PORT:-5432}"
-DB_NAME="${CATALOGAI_DB_NAME:-catalogai}"
-REST_PORT="${CATALOGAI_REST_PORT:-54330}"
-GEMINI_PORT="${CATALOGAI_GEMINI_PORT:-54340}"
+# A cluster of our own, made like a Supabase project's: its superuser is
+# `supabase_admin`, and `postgres`, which owns the database and runs the
+# migrations, is not a superuser.
+PG_CLUSTER=catalogai
+PG_PORT="${CATALOGAI_PG_PORT:-54322}"
+DB_NAME="${CATALOGAI_DB_NAME:-catalogai${TAG//-/_}}"
+# Supabase's API gateway stand-in (the project URL); PostgREST sits behind it.
+GATEWAY_PORT="${CATALOGAI_GATEWAY_PORT:-$((54321 + PORT_OFFSET))}"
+REST_PORT="${CATALOGAI_REST_PORT:-$((54330 + PORT_OFFSET))}"
+GEMINI_PORT="${CATALOGAI_GEMINI_PORT:-$((54340 + PORT_OFFSET))}"
 # Rows per PostgREST answer at most, as a Supabase project caps them by default.
 REST_MAX_ROWS=1000
 # Serves the local signing keys' JWKS at Supabase Auth's path.
-AUTH_PORT="${CATALOGAI_AUTH_PORT:-54350}"
+AUTH_PORT="${CATALOGAI_AUTH_PORT:-$((54350 + PORT_OFFSET))}"
 JWKS_URL="http://127.0.0.1:$AUTH_PORT/auth/v1/.well-known/jwks.json"
+# Settings for the server on this platform, written by `scripts/stack up`.
+ENV_FILE="$STACK_DIR/catalogai$TAG.env"
 SIGNING_KEY_FILE="$STACK_DIR/jwt_signing_key.pem"
 SIGNING_KID_FILE="$STACK_DIR/jwt_signing_kid"
 POSTRUST_VERSION=3.1.0
 POSTRUST_BIN="$TOOLS_DIR/postrust-$POSTRUST_VERSION/bin/postrust"
-
-log() { printf '[catalogai] %s\n' "$*" >&2; }
-die() { printf '[catalogai] error: %s\n' "$*" >&2; exit 1; }
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -101,3 +121,10 @@ pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 # port_free PORT: nothing listens on 127.0.0.1:PORT.
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# db_sql ARGS...: psql on the stack's database as `postgres`, its owner (not a
+# superuser, as on Supabase).
+db_sql() {
+  PGPASSWORD="$(cat "$STACK_DIR/postgres_password")" psql -X -q -tA -v ON_ERROR_STOP=1 \
+    -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$DB_NAME" "$@"
+}

@@ -73,9 +73,10 @@ create policy "Admins can update memberships" on org_memberships for update to a
     using (org_id = (select public.user_org_id()) and (select public.has_role(array['admin'])))
     with check (org_id = (select public.user_org_id()) and (select public.has_role(array['admin'])));
 
--- 4. Every SECURITY DEFINER function in public: a pinned search_path, and no
--- anon caller. Done by catalogue so functions the original created are
--- covered whatever their number.
+-- 4. Every SECURITY DEFINER function of ours or the original's in public: a
+-- pinned search_path, and no anon caller. Done by catalogue so every overload
+-- the original created is covered; by name, so another application's
+-- functions in the same schema are left as they are.
 do $$
 declare
     f regprocedure;
@@ -85,6 +86,10 @@ begin
         from pg_proc p
         join pg_namespace n on n.oid = p.pronamespace
         where n.nspname = 'public' and p.prosecdef
+          and p.proname in ('user_org_id', 'user_role', 'has_role', 'search_catalog_items',
+                            'get_item_embedding', 'create_catalog_item_with_embedding',
+                            'catalog_item_exists', 'merge_add_item_proposal',
+                            'merge_replace_item_proposal', 'merge_deprecate_item_proposal')
     loop
         execute format('alter function %s set search_path = public, pg_temp', f);
         execute format('revoke execute on function %s from public, anon', f);

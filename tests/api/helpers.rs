@@ -32,6 +32,15 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
     }
 });
 
+/// Which local platform the tests run on (`CATALOGAI_PLATFORM`, as
+/// `scripts/stack` reads it): `today` unless `classic` is asked for.
+pub fn platform() -> &'static str {
+    match std::env::var("CATALOGAI_PLATFORM").as_deref() {
+        Ok("classic") => "classic",
+        _ => "today",
+    }
+}
+
 /// Settings written by `scripts/stack up`, read once.
 pub fn stack_env() -> &'static HashMap<String, String> {
     static ENV: OnceLock<HashMap<String, String>> = OnceLock::new();
@@ -42,12 +51,38 @@ pub fn stack_env() -> &'static HashMap<String, String> {
             .status()
             .expect("cannot run scripts/stack");
         assert!(status.success(), "scripts/stack up failed");
-        let path = root.join(".stack/catalogai.env");
+        let path = match platform() {
+            "classic" => root.join(".stack/catalogai-classic.env"),
+            _ => root.join(".stack/catalogai.env"),
+        };
         dotenvy::from_path_iter(&path)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
             .map(|item| item.expect("malformed stack env file"))
             .collect()
     })
+}
+
+/// The setting that holds the project's elevated key on this platform: the
+/// new `SUPABASE_SECRET_KEY` on today's, the legacy
+/// `SUPABASE_SERVICE_ROLE_KEY` on the classic one.
+pub fn service_key_var() -> &'static str {
+    if stack_env().contains_key("SUPABASE_SECRET_KEY") {
+        "SUPABASE_SECRET_KEY"
+    } else {
+        "SUPABASE_SERVICE_ROLE_KEY"
+    }
+}
+
+/// The project's elevated key (bypasses row-level security).
+pub fn service_key() -> &'static str {
+    &stack_env()[service_key_var()]
+}
+
+/// The project's public key: what any browser holds.
+pub fn public_key() -> &'static str {
+    let env = stack_env();
+    env.get("SUPABASE_PUBLISHABLE_KEY")
+        .unwrap_or_else(|| &env["SUPABASE_KEY"])
 }
 
 /// A running server and the stand-ins it talks to.
@@ -308,7 +343,7 @@ pub struct Tenant {
 pub async fn create_tenant() -> Tenant {
     let env = stack_env();
     let rest = &env["POSTGREST_URL"];
-    let service_key = &env["SUPABASE_SERVICE_ROLE_KEY"];
+    let service_key = service_key();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -387,10 +422,9 @@ pub async fn rest(
     body: &Value,
 ) -> (u16, Value) {
     let env = stack_env();
-    let service_key = &env["SUPABASE_SERVICE_ROLE_KEY"];
     let (apikey, bearer) = match token {
-        Some(token) => (&env["SUPABASE_KEY"], token),
-        None => (service_key, service_key.as_str()),
+        Some(token) => (public_key(), token),
+        None => (service_key(), service_key()),
     };
     let response = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))

@@ -463,25 +463,27 @@ async fn forward(
     body: Bytes,
 ) -> Response {
     let (seen, upstream, client) = &*state;
-    let env = stack_env();
     let apikey = headers.get("apikey").and_then(|v| v.to_str().ok());
     let bearer = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let token = match (apikey, bearer) {
+    let forwarded = match (apikey, bearer) {
         (_, Some(b)) if b.starts_with("sb_") => None,
         (Some(SECRET_KEY), None) => {
             seen.service.fetch_add(1, Ordering::SeqCst);
-            Some(env["SUPABASE_SERVICE_ROLE_KEY"].clone())
+            Some((
+                crate::helpers::service_key(),
+                crate::helpers::service_key().to_owned(),
+            ))
         }
         (Some(PUBLISHABLE_KEY), Some(user)) => {
             seen.user.fetch_add(1, Ordering::SeqCst);
-            Some(user.to_owned())
+            Some((crate::helpers::public_key(), user.to_owned()))
         }
         _ => None,
     };
-    let Some(token) = token else {
+    let Some((project_key, token)) = forwarded else {
         seen.refused.fetch_add(1, Ordering::SeqCst);
         return (StatusCode::UNAUTHORIZED, "invalid api key").into_response();
     };
@@ -491,6 +493,7 @@ async fn forward(
         .trim_start_matches("/rest/v1");
     let mut request = client
         .request(method, format!("{upstream}{path}"))
+        .header("apikey", project_key)
         .bearer_auth(token)
         .body(body);
     for name in [

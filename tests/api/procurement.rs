@@ -7,8 +7,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::{
-    Tenant, TestApp, create_tenant, rest, set_role, spawn_app, spawn_app_with, stack_env,
-    user_token,
+    Tenant, TestApp, create_tenant, rest, set_role, spawn_app, spawn_app_with, user_token,
 };
 use gemini_emulator::{Fault, FaultRule, Faults};
 
@@ -637,7 +636,7 @@ async fn the_database_enforces_the_workflow_rules_for_direct_calls() {
     let tenant = create_tenant().await;
     let other = create_tenant().await;
     let proposal = add_proposal(&app, &tenant, "Guarded Desk").await;
-    let anon = stack_env()["SUPABASE_KEY"].clone();
+    let anon = crate::helpers::public_key().to_owned();
     let merge =
         |reviewer: Uuid| json!({"p_proposal_id": proposal["id"], "p_reviewed_by": reviewer});
 

@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{Tenant, create_tenant, rest, spawn_app, sql, stack_env, user_token};
+use crate::helpers::{Tenant, create_tenant, rest, spawn_app, sql, user_token};
 
 /// An item with an embedding in `tenant`'s org, made through the app.
 async fn item_with_embedding(tenant: &Tenant) -> Uuid {
@@ -25,7 +25,7 @@ async fn item_with_embedding(tenant: &Tenant) -> Uuid {
 
 /// The public (anon) key as the bearer: what a browser holding it can do.
 fn anon() -> String {
-    stack_env()["SUPABASE_KEY"].clone()
+    crate::helpers::public_key().to_owned()
 }
 
 #[tokio::test]
@@ -287,7 +287,7 @@ fn every_security_definer_function_pins_its_search_path_and_none_is_open_to_anon
     let loose = sql("select string_agg(p.oid::regprocedure::text, ', ')
          from pg_proc p join pg_namespace n on n.oid = p.pronamespace
          where n.nspname = 'public' and p.prosecdef
-           and not coalesce('search_path=public, pg_temp' = any (p.proconfig), false)");
+           and not coalesce('search_path=public, extensions, pg_temp' = any (p.proconfig), false)");
     assert_eq!(loose, "", "SECURITY DEFINER without a pinned search_path");
     // Functions of ours (not of an extension such as pgvector) anon may run.
     let open = sql("select string_agg(p.oid::regprocedure::text, ', ')
