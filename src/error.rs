@@ -24,6 +24,10 @@ use crate::services::enrichment::EnrichmentError;
 use crate::services::fan_out::TaskFailed;
 use crate::services::procurement::ProcurementError;
 
+/// `Retry-After` while the API gateway refuses our key: an operator must act,
+/// so clients should not come back at once.
+const KEY_REJECTED_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// An error answer of the API.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -333,6 +337,24 @@ impl From<SupabaseCallError> for ApiError {
                         Self::BadRequest("the database refused the request".to_owned())
                     }
                 }
+            }
+            CallError::Upstream(SupabaseError::KeyRejected { answer }) => {
+                // Every call fails until an operator fixes the setting: say
+                // so where they look, never blame the caller.
+                tracing::error!(
+                    status = answer.status,
+                    message = %answer.message,
+                    "Supabase's API gateway refused our API key: check SUPABASE_KEY / \
+                     SUPABASE_PUBLISHABLE_KEY and SUPABASE_SERVICE_ROLE_KEY / SUPABASE_SECRET_KEY \
+                     against the project's API keys (wrong, rotated or disabled)"
+                );
+                Self::ServiceUnavailable {
+                    message: "database temporarily unavailable".to_owned(),
+                    retry_after: Some(KEY_REJECTED_WAIT),
+                }
+            }
+            CallError::Upstream(SupabaseError::StatementTimeout { .. }) => {
+                Self::GatewayTimeout("database did not answer in time".to_owned())
             }
             CallError::Upstream(SupabaseError::Decode(detail)) => {
                 Self::Internal(format!("undecodable PostgREST answer: {detail}"))

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 use crate::clients::gemini::GeminiClient;
-use crate::clients::supabase::SupabaseClient;
-use crate::resilience::{BreakerState, Deadline};
+use crate::clients::supabase::{SupabaseClient, SupabaseError};
+use crate::resilience::{BreakerState, CallError, Deadline};
 
 /// How long one check may take before it counts as failed.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -31,6 +31,16 @@ pub struct Checks {
     pub database: bool,
     /// Gemini answered `models.list` with our key.
     pub gemini_api: bool,
+    /// Why the database check failed, when the cause is our own settings.
+    pub database_problem: Option<DatabaseProblem>,
+}
+
+/// A database check failure an operator must fix, reported in readiness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseProblem {
+    /// Supabase's API gateway refused the service key: wrong, rotated or
+    /// disabled. No request can reach the database until it is fixed.
+    ServiceKeyRejected,
 }
 
 /// Circuit breaker states, reported beside the checks.
@@ -95,10 +105,12 @@ impl ReadinessProbe {
                 return checks;
             }
         }
-        let (database, gemini_api) = tokio::join!(self.check_database(), self.check_gemini());
+        let ((database, database_problem), gemini_api) =
+            tokio::join!(self.check_database(), self.check_gemini());
         let checks = Checks {
             database,
             gemini_api,
+            database_problem,
         };
         *last = Some((Instant::now(), checks));
         checks
@@ -112,12 +124,22 @@ impl ReadinessProbe {
         }
     }
 
-    async fn check_database(&self) -> bool {
-        passes(
-            "database",
-            self.supabase.ping(Deadline::after(CHECK_TIMEOUT)),
-        )
-        .await
+    async fn check_database(&self) -> (bool, Option<DatabaseProblem>) {
+        match self.supabase.ping(Deadline::after(CHECK_TIMEOUT)).await {
+            Ok(()) => (true, None),
+            Err(CallError::Upstream(SupabaseError::KeyRejected { answer })) => {
+                tracing::error!(
+                    message = %answer.message,
+                    "readiness: Supabase's API gateway refused our service key \
+                     (SUPABASE_SERVICE_ROLE_KEY / SUPABASE_SECRET_KEY): wrong, rotated or disabled"
+                );
+                (false, Some(DatabaseProblem::ServiceKeyRejected))
+            }
+            Err(e) => {
+                tracing::warn!(dependency = "database", error = %e, "readiness check failed");
+                (false, None)
+            }
+        }
     }
 
     async fn check_gemini(&self) -> bool {

@@ -168,19 +168,43 @@ async fn readiness_reports_gemini_false_but_stays_200_when_gemini_is_not_running
     );
 }
 
+/// A wrong, rotated or disabled service key is refused by Supabase's API
+/// gateway (401 without PostgREST's `code`). That is our misconfiguration:
+/// readiness says so, callers get 503 (never a 401 that blames their
+/// token), nothing is retried and the shared breaker stays closed.
 #[tokio::test]
-async fn readiness_reports_database_false_when_the_service_key_is_forged() {
+async fn a_service_key_the_gateway_refuses_is_our_fault_not_the_callers() {
+    let rotated = match crate::helpers::service_key_var() {
+        "SUPABASE_SECRET_KEY" => "sb_secret_rotated_long_ago".to_owned(),
+        _ => "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.forged".to_owned(),
+    };
     let app = spawn_app_with(|vars| {
-        vars.insert(
-            "SUPABASE_SERVICE_ROLE_KEY".into(),
-            "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.forged".into(),
-        );
+        vars.insert(crate::helpers::service_key_var().into(), rotated);
+        vars.insert("CIRCUIT_BREAKER_FAIL_MAX".into(), "2".into());
     })
     .await;
+    let tenant = crate::helpers::create_tenant().await;
 
+    let response = app.get("/api/readiness").await;
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "not_ready", "{body}");
+    assert_eq!(body["checks"]["database"], false, "{body}");
+    let reason = body["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("refused the service key"), "{body}");
+
+    for _ in 0..4 {
+        let response = app
+            .get_as("/api/catalog/items", &tenant.requester.token)
+            .await;
+        assert_eq!(response.status(), 503);
+        assert!(response.headers().contains_key("retry-after"));
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "SERVICE_UNAVAILABLE", "{body}");
+    }
+    // Four refusals with a breaker that opens after two failures: none counted.
     let body: Value = app.get("/api/readiness").await.json().await.unwrap();
-
-    assert_eq!(body["checks"]["database"], false);
+    assert_eq!(body["circuit_breakers"]["database"], "closed", "{body}");
 }
 
 #[tokio::test]

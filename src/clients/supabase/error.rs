@@ -39,6 +39,25 @@ pub enum SupabaseError {
         /// PostgREST's own words, for the log.
         answer: Box<PostgrestAnswer>,
     },
+    /// Supabase's API gateway refused the project API key we sent (a 401
+    /// without PostgREST's `code`): wrong, rotated or disabled. Our
+    /// misconfiguration, never the caller's: no retry can help, and it says
+    /// nothing about the database.
+    #[error("the API gateway refused our project API key: {answer}")]
+    KeyRejected {
+        /// The gateway's own words, for the log.
+        answer: Box<PostgrestAnswer>,
+    },
+    /// The statement ran past its role's `statement_timeout` (`57014`; on
+    /// Supabase 3 s for anon, 8 s for authenticated and the authenticator).
+    /// That request's work was too slow, not the database down: trying it
+    /// again costs as much, and it must not open the breaker every tenant
+    /// shares.
+    #[error("statement timeout: {answer}")]
+    StatementTimeout {
+        /// PostgREST's own words, for the log.
+        answer: Box<PostgrestAnswer>,
+    },
     /// A 2xx answer whose body is not what we asked for.
     #[error("{0}")]
     Decode(String),
@@ -58,8 +77,9 @@ pub enum Refusal {
     MissingReference,
     /// A single row was asked for and none exists (`PGRST116`).
     NotFound,
-    /// The function called is not in the schema (`PGRST202`): migrations
-    /// not applied, a bug on our side.
+    /// The function called, or something our SQL names, is not in the
+    /// schema (`PGRST202`, `42883`, `42P01`, `42704`): migrations not
+    /// applied, pgvector out of reach, a bug on our side.
     MissingFunction,
     /// One of our SQL functions refused, with SQLSTATE class `CA` and a
     /// message written for the client (see `db/migrations/0013`).
@@ -132,6 +152,9 @@ impl SupabaseError {
 
     pub(crate) fn from_response(status: u16, body: &str) -> Self {
         let parsed = serde_json::from_str::<ErrorBody>(body).ok();
+        // PostgREST always names a code; an answer without one is the
+        // gateway in front of it speaking.
+        let from_gateway = parsed.as_ref().is_none_or(|p| p.code.is_none());
         let parsed = parsed.unwrap_or(ErrorBody {
             code: None,
             message: Some(body.chars().take(200).collect()),
@@ -145,6 +168,12 @@ impl SupabaseError {
             details: parsed.details,
             hint: parsed.hint,
         });
+        if status == 401 && from_gateway {
+            return Self::KeyRejected { answer };
+        }
+        if answer.code == "57014" {
+            return Self::StatementTimeout { answer };
+        }
         if status == 429 || status >= 500 {
             return Self::Unavailable { answer };
         }
@@ -154,7 +183,10 @@ impl SupabaseError {
             "23503" => Refusal::MissingReference,
             "PGRST116" => Refusal::NotFound,
             "PGRST301" | "PGRST302" | "PGRST303" => Refusal::TokenRejected,
-            "PGRST202" => Refusal::MissingFunction,
+            // A function, operator, table or type our SQL names is not
+            // there: migrations not applied, or pgvector moved to a schema
+            // our functions do not see.
+            "PGRST202" | "42883" | "42P01" | "42704" => Refusal::MissingFunction,
             "CA400" => Refusal::Rule(Breach::Invalid),
             "CA403" => Refusal::Rule(Breach::Forbidden),
             "CA404" => Refusal::Rule(Breach::NotFound),
@@ -250,5 +282,41 @@ mod tests {
         assert_eq!(classify(503, "XX000"), None);
         assert_eq!(classify(429, ""), None);
         assert!(SupabaseError::from_response(403, "{}").is_refusal());
+        assert_eq!(classify(404, "42883"), Some(Refusal::MissingFunction));
+    }
+
+    #[test]
+    fn the_gateway_refusing_our_key_and_a_statement_timeout_are_neither_retried_nor_outages() {
+        let refused = SupabaseError::from_response(
+            401,
+            r#"{"message":"Invalid API key","hint":"Double check your Supabase `anon` or `service_role` API key."}"#,
+        );
+        let timeout = SupabaseError::from_response(
+            500,
+            r#"{"code":"57014","message":"canceling statement due to statement timeout","details":null,"hint":null}"#,
+        );
+        assert!(
+            matches!(refused, SupabaseError::KeyRejected { .. }),
+            "{refused:?}"
+        );
+        assert!(
+            matches!(timeout, SupabaseError::StatementTimeout { .. }),
+            "{timeout:?}"
+        );
+        for error in [&refused, &timeout] {
+            assert!(!error.is_retryable());
+            assert!(!error.is_dependency_failure());
+        }
+        // PostgREST's own 401 names a code: the caller's token, not our key.
+        let token =
+            SupabaseError::from_response(401, r#"{"code":"PGRST301","message":"JWT expired"}"#);
+        assert!(token.is_refusal());
+        let status = |e: SupabaseError| {
+            crate::error::ApiError::from(CallError::Upstream(e))
+                .status()
+                .as_u16()
+        };
+        assert_eq!(status(refused), 503);
+        assert_eq!(status(timeout), 504);
     }
 }

@@ -175,10 +175,24 @@ impl SupabaseClient {
         &self,
         request: postgrest::Builder,
     ) -> Result<T, SupabaseError> {
-        let response = request
-            .build()
-            .timeout(self.timeout)
-            .send()
+        let (client, request) = request.build().timeout(self.timeout).build_split();
+        let request = request.map_err(|e| SupabaseError::transport(false, &e))?;
+        // `catalog_items` or `rpc/search_catalog_items`: what a slow
+        // statement's log line names.
+        let statement = request.url().path().rsplit_once("/rpc/").map_or_else(
+            || {
+                request
+                    .url()
+                    .path()
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            },
+            |(_, function)| format!("rpc/{function}"),
+        );
+        let response = client
+            .execute(request)
             .await
             .map_err(|e| SupabaseError::transport(e.is_timeout(), &e))?;
         let status = response.status().as_u16();
@@ -187,7 +201,15 @@ impl SupabaseClient {
             .await
             .map_err(|e| SupabaseError::transport(e.is_timeout(), &e))?;
         if !(200..300).contains(&status) {
-            return Err(SupabaseError::from_response(status, &body));
+            let error = SupabaseError::from_response(status, &body);
+            if let SupabaseError::StatementTimeout { answer } = &error {
+                tracing::warn!(
+                    %statement,
+                    message = %answer.message,
+                    "statement cut off by its role's statement_timeout"
+                );
+            }
+            return Err(error);
         }
         serde_json::from_str(&body)
             .map_err(|e| SupabaseError::Decode(format!("unexpected PostgREST body: {e}")))

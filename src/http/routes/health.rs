@@ -12,7 +12,7 @@ use utoipa::{OpenApi, ToSchema};
 use crate::auth::{KeySetStatus, SigningKeys};
 use crate::resilience::BreakerState;
 use crate::services::query_cache::QueryCacheStatus;
-use crate::services::readiness::{Breakers, Checks, Verdict};
+use crate::services::readiness::{Breakers, Checks, DatabaseProblem, Verdict};
 use crate::state::AppState;
 
 /// Routes of this module.
@@ -48,6 +48,11 @@ pub struct HealthResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReadinessResponse {
     status: VerdictBody,
+    /// Why the replica is not ready, when the cause is its own settings (an
+    /// operator must act): for example the project's API gateway refusing the
+    /// service key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
     checks: ChecksBody,
     circuit_breakers: BreakersBody,
     /// The project's signing keys, when tokens are verified against its key
@@ -222,8 +227,15 @@ async fn readiness(State(state): State<AppState>) -> Response {
         Verdict::Ready | Verdict::Degraded => StatusCode::OK,
         Verdict::NotReady => StatusCode::SERVICE_UNAVAILABLE,
     };
+    let reason = checks.database_problem.map(|problem| match problem {
+        DatabaseProblem::ServiceKeyRejected => {
+            "the Supabase API gateway refused the service key \
+             (SUPABASE_SERVICE_ROLE_KEY or SUPABASE_SECRET_KEY): wrong, rotated or disabled"
+        }
+    });
     let body = ReadinessResponse {
         status: verdict.into(),
+        reason,
         checks: checks.into(),
         circuit_breakers: circuit_breakers.into(),
         signing_keys: signing_keys.map(KeySetBody::from),
