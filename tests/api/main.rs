@@ -23,6 +23,7 @@ mod hostile;
 mod jwks;
 mod lifecycle;
 mod openapi;
+mod platform;
 mod procurement;
 mod rate_limit;
 mod resilience;
