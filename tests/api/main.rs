@@ -27,4 +27,5 @@ mod platform;
 mod procurement;
 mod rate_limit;
 mod resilience;
+mod takeover;
 mod tenant_isolation;

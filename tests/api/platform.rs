@@ -23,17 +23,17 @@ fn database_url(user: &str, password: &str, database: &str) -> String {
     )
 }
 
-fn owner_url(database: &str) -> String {
+pub(crate) fn owner_url(database: &str) -> String {
     let url = reqwest::Url::parse(&stack_env()["DATABASE_URL"]).unwrap();
     database_url("postgres", url.password().unwrap(), database)
 }
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// Runs psql on `url`; its output, or what it printed on failure.
-fn psql(url: &str, args: &[&str]) -> Result<String, String> {
+pub(crate) fn psql(url: &str, args: &[&str]) -> Result<String, String> {
     let output = Command::new("psql")
         .arg(url)
         .args(["-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1"])
@@ -51,8 +51,14 @@ fn psql(url: &str, args: &[&str]) -> Result<String, String> {
     }
 }
 
-fn migrate(url: &str) -> Result<String, String> {
+pub(crate) fn migrate(url: &str) -> Result<String, String> {
+    migrate_with(url, &[])
+}
+
+/// `scripts/migrate ARGS` on `url`: its log on success, its log as the error otherwise.
+pub(crate) fn migrate_with(url: &str, args: &[&str]) -> Result<String, String> {
     let output = Command::new(root().join("scripts/migrate"))
+        .args(args)
         .env("DATABASE_URL", url)
         .output()
         .unwrap();
@@ -67,13 +73,13 @@ fn migrate(url: &str) -> Result<String, String> {
 /// A new database of `shape`, made as Supabase makes a project: the platform
 /// (as its superuser) first, then our migrations as `postgres`. Dropped at
 /// the end of the test.
-struct FreshProject {
+pub(crate) struct FreshProject {
     name: String,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl FreshProject {
-    fn create(shape: &str) -> Self {
+    pub(crate) fn create(shape: &str) -> Self {
         let name = format!("catalogai_fresh_{shape}_{}", Uuid::new_v4().simple());
         let maintenance = owner_url("postgres");
         psql(&maintenance, &["-c", &format!("create database {name}")]).unwrap();

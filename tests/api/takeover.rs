@@ -1,0 +1,127 @@
+//! Taking over a database the original service created: `scripts/migrate`
+//! recognises it, checks that its shape is the original's final one,
+//! records what that shape already equals and applies the rest, keeping the
+//! original's data and meaning.
+
+use crate::platform::{FreshProject, migrate, migrate_with, psql, root};
+
+/// A classic-shape project (the original's were made in 2025) holding the
+/// original's schema, applied by hand as its setup guide says (our
+/// 0001-0004 equal it), then tests/fixtures/original_deployment.sql.
+fn original_deployment() -> FreshProject {
+    let project = FreshProject::create("classic");
+    for file in [
+        "0001_core_tables",
+        "0002_row_level_security",
+        "0003_vector_search",
+        "0004_create_item_with_embedding",
+    ] {
+        let path = root().join(format!("db/migrations/{file}.sql"));
+        psql(&project.url, &["-f", path.to_str().unwrap()]).unwrap();
+    }
+    let fixture = root().join("tests/fixtures/original_deployment.sql");
+    psql(&project.url, &["-f", fixture.to_str().unwrap()]).unwrap();
+    project
+}
+
+#[test]
+fn migrate_takes_over_a_database_the_original_created_and_keeps_its_data() {
+    let project = original_deployment();
+    let db = |query: &str| psql(&project.url, &["-c", query]).unwrap();
+
+    let plan = migrate_with(&project.url, &["--dry-run"]).unwrap();
+    assert!(
+        plan.contains(
+            "created by the original CatalogAI service (Supabase CLI migrations 00001, 00002"
+        ),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("would apply migrations/0005_hnsw_index"),
+        "{plan}"
+    );
+    assert!(plan.contains("would apply migrations/0017_"), "{plan}");
+    assert!(!plan.contains("would apply migrations/0004"), "{plan}");
+    assert!(plan.contains("nothing changed"), "{plan}");
+    assert_eq!(db("select to_regnamespace('catalogai_meta') is null"), "t");
+
+    let log = migrate(&project.url).unwrap();
+    assert!(log.contains("are recorded as already applied"), "{log}");
+    assert!(!log.contains("applying migrations/0001"), "{log}");
+    assert_eq!(
+        db("select count(*) from catalogai_meta.schema_migrations"),
+        "17"
+    );
+    let again = migrate(&project.url).unwrap();
+    assert!(again.contains("a CatalogAI database"), "{again}");
+    assert!(again.contains("(0 applied now)"), "{again}");
+
+    // The original's rows, as they were.
+    assert_eq!(
+        db(
+            "select string_agg(name || ':' || status || ':' || coalesce(replacement_item_id::text, '-'), ' ' order by name) from catalog_items"
+        ),
+        "New Laptop:active:- Old Laptop:deprecated:0e000000-0000-4000-8000-00000000c002 Team Chat:active:-"
+    );
+    assert_eq!(
+        db("select string_agg(status, ',' order by status) from proposals"),
+        "approved,merged,pending,rejected"
+    );
+    assert_eq!(
+        db("select string_agg(status, ',' order by status) from requests"),
+        "approved,pending"
+    );
+    assert_eq!(
+        db(
+            "select count(*) from audit_events where org_id = '0e000000-0000-4000-8000-000000000001' and event_type in ('proposal_merged', 'request_created')"
+        ),
+        "2"
+    );
+    assert_eq!(
+        db(
+            "select string_agg(distinct model_version, ',') || ' ' || count(*) || ' ' || count(org_id) from catalog_item_embeddings"
+        ),
+        "models/text-embedding-004 3 3"
+    );
+    // What the original app calls is still there.
+    assert_eq!(
+        db(
+            "select to_regprocedure('search_catalog_items(vector,uuid,double precision,integer)') is not null"
+        ),
+        "t"
+    );
+    // A pending proposal the original made is rejected by the port's function, as its reviewer.
+    let rejected = db("set role authenticated; \
+         set request.jwt.claims = '{\"sub\": \"0e000000-0000-4000-8000-0000000000a3\", \"role\": \"authenticated\"}'; \
+         select reject_proposal('0e000000-0000-4000-8000-00000000f001', 'not now') ->> 'status'");
+    assert_eq!(rejected, "rejected");
+}
+
+#[test]
+fn migrate_refuses_an_original_database_of_another_shape_and_changes_nothing() {
+    let project = original_deployment();
+    let db = |query: &str| psql(&project.url, &["-c", query]).unwrap();
+    db(
+        "alter table proposals add column justification text; alter table catalog_items drop column sku",
+    );
+
+    for args in [&["--dry-run"][..], &[]] {
+        let refused = crate::platform::migrate_with(&project.url, args).unwrap_err();
+        assert!(
+            refused.contains("missing column catalog_items.sku (text)"),
+            "{refused}"
+        );
+        assert!(
+            refused.contains("column proposals.justification is not the original's"),
+            "{refused}"
+        );
+        assert!(refused.contains("nothing was changed"), "{refused}");
+    }
+    assert_eq!(db("select to_regnamespace('catalogai_meta') is null"), "t");
+    assert_eq!(
+        db(
+            "select count(*) from pg_indexes where indexname = 'idx_catalog_item_embeddings_vector'"
+        ),
+        "1"
+    );
+}
