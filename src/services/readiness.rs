@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 use crate::clients::gemini::GeminiClient;
-use crate::clients::supabase::{SupabaseClient, SupabaseError};
+use crate::clients::supabase::{CutoverPhase, SupabaseClient, SupabaseError};
 use crate::resilience::{BreakerState, CallError, Deadline};
 
 /// How long one check may take before it counts as failed.
@@ -33,6 +33,9 @@ pub struct Checks {
     pub gemini_api: bool,
     /// Why the database check failed, when the cause is our own settings.
     pub database_problem: Option<DatabaseProblem>,
+    /// Where taking over the original's database stands; `None` when it
+    /// could not be read (the database check says why).
+    pub cutover_phase: Option<CutoverPhase>,
 }
 
 /// A database check failure an operator must fix, reported in readiness.
@@ -105,12 +108,16 @@ impl ReadinessProbe {
                 return checks;
             }
         }
-        let ((database, database_problem), gemini_api) =
-            tokio::join!(self.check_database(), self.check_gemini());
+        let ((database, database_problem), gemini_api, cutover_phase) = tokio::join!(
+            self.check_database(),
+            self.check_gemini(),
+            self.read_cutover_phase()
+        );
         let checks = Checks {
             database,
             gemini_api,
             database_problem,
+            cutover_phase,
         };
         *last = Some((Instant::now(), checks));
         checks
@@ -138,6 +145,21 @@ impl ReadinessProbe {
             Err(e) => {
                 tracing::warn!(dependency = "database", error = %e, "readiness check failed");
                 (false, None)
+            }
+        }
+    }
+
+    /// Reported, never judged: either phase serves traffic.
+    async fn read_cutover_phase(&self) -> Option<CutoverPhase> {
+        match self
+            .supabase
+            .cutover_phase(Deadline::after(CHECK_TIMEOUT))
+            .await
+        {
+            Ok(phase) => Some(phase),
+            Err(e) => {
+                tracing::debug!(error = %e, "readiness: cut-over phase not read");
+                None
             }
         }
     }

@@ -47,6 +47,8 @@ async fn readiness_is_200_when_database_and_gemini_answer() {
         json!({"database": true, "gemini_api": true})
     );
     assert!(body["uptime_seconds"].is_u64());
+    // The stack's database was ours from the start.
+    assert_eq!(body["database_phase"], "contracted", "{body}");
     // The Gemini check is a real call, not a look at the key.
     assert_eq!(app.gemini.stats().calls_of("models.list"), 1);
 }
@@ -190,6 +192,7 @@ async fn a_service_key_the_gateway_refuses_is_our_fault_not_the_callers() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["status"], "not_ready", "{body}");
     assert_eq!(body["checks"]["database"], false, "{body}");
+    assert!(body.get("database_phase").is_none(), "{body}");
     let reason = body["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("refused the service key"), "{body}");
 

@@ -87,6 +87,10 @@ impl FreshProject {
             std::fs::read_to_string(root().join(".stack/supabase_admin_password")).unwrap();
         let admin = database_url("supabase_admin", admin_password.trim(), &name);
         let platform = root().join("db/local-platform/supabase.sql");
+        // Its roles are the cluster's: two set-ups at once would update the
+        // same catalogue rows ("tuple concurrently updated").
+        static PLATFORM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_at_a_time = PLATFORM.lock().unwrap_or_else(|e| e.into_inner());
         psql(
             &admin,
             &[

@@ -48,9 +48,20 @@ fn migrate_takes_over_a_database_the_original_created_and_keeps_its_data() {
     let log = migrate(&project.url).unwrap();
     assert!(log.contains("are recorded as already applied"), "{log}");
     assert!(!log.contains("applying migrations/0001"), "{log}");
+    let files = std::fs::read_dir(root().join("db/migrations"))
+        .unwrap()
+        .filter(|entry| {
+            entry
+                .as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|e| e == "sql")
+        })
+        .count();
     assert_eq!(
         db("select count(*) from catalogai_meta.schema_migrations"),
-        "17"
+        files.to_string()
     );
     let again = migrate(&project.url).unwrap();
     assert!(again.contains("a CatalogAI database"), "{again}");
@@ -90,11 +101,65 @@ fn migrate_takes_over_a_database_the_original_created_and_keeps_its_data() {
         ),
         "t"
     );
+    // Expanded: the original app's own writes, with the user's token, still work.
+    assert_eq!(db("select public.catalogai_cutover_phase()"), "expanded");
+    let as_user = |user: &str, statement: &str| {
+        psql(
+            &project.url,
+            &[
+                "-c",
+                &format!(
+                    "set role authenticated; \
+                 set request.jwt.claims = '{{\"sub\": \"{user}\", \"role\": \"authenticated\"}}'; {statement}"
+                ),
+            ],
+        )
+    };
+    let requester = "0e000000-0000-4000-8000-0000000000a2";
+    let reviewer = "0e000000-0000-4000-8000-0000000000a3";
+    let original_insert = format!(
+        "insert into requests (org_id, created_by, search_query, search_results, justification, status) \
+         values ('0e000000-0000-4000-8000-000000000001', '{requester}', 'monitor arm', '[]', 'neck', 'pending')"
+    );
+    as_user(requester, &original_insert).unwrap();
+    as_user(
+        reviewer,
+        "update requests set status = 'approved', reviewed_by = auth.uid(), review_notes = 'ok', \
+         reviewed_at = now() where id = '0e000000-0000-4000-8000-00000000e001'",
+    )
+    .unwrap();
+    // Its row-level security still holds: a requester cannot review.
+    let rows = as_user(
+        requester,
+        "with u as (update requests set status = 'rejected' where search_query = 'monitor arm' returning 1) \
+         select count(*) from u",
+    )
+    .unwrap();
+    assert_eq!(rows, "0");
+
     // A pending proposal the original made is rejected by the port's function, as its reviewer.
     let rejected = db("set role authenticated; \
          set request.jwt.claims = '{\"sub\": \"0e000000-0000-4000-8000-0000000000a3\", \"role\": \"authenticated\"}'; \
          select reject_proposal('0e000000-0000-4000-8000-00000000f001', 'not now') ->> 'status'");
     assert_eq!(rejected, "rejected");
+
+    // Contract: the original's direct writes close; the port's functions serve.
+    let finished = migrate_with(&project.url, &["--finish-cutover"]).unwrap();
+    assert!(finished.contains("phase: contracted"), "{finished}");
+    assert_eq!(db("select public.catalogai_cutover_phase()"), "contracted");
+    let refused = as_user(requester, &original_insert).unwrap_err();
+    assert!(
+        refused.contains("permission denied for table requests"),
+        "{refused}"
+    );
+    let created = as_user(
+        requester,
+        "select create_request('monitor arm', '[]', 'neck') ->> 'status'",
+    )
+    .unwrap();
+    assert_eq!(created, "pending");
+    let again = migrate_with(&project.url, &["--finish-cutover"]).unwrap();
+    assert!(again.contains("contracted already"), "{again}");
 }
 
 #[test]

@@ -81,6 +81,24 @@ impl SupabaseClient {
         self.policy.probe(deadline, self.read_one_org()).await
     }
 
+    /// Which phase of taking over the original service's database this one
+    /// is in (`catalogai_cutover_phase()`, service key), for readiness. One
+    /// attempt outside the breaker, like [`Self::ping`].
+    ///
+    /// # Errors
+    /// [`SupabaseCallError`] when the call fails or the deadline passes.
+    pub async fn cutover_phase(
+        &self,
+        deadline: Deadline,
+    ) -> Result<CutoverPhase, SupabaseCallError> {
+        self.policy
+            .probe(
+                deadline,
+                self.execute(self.service_rpc("catalogai_cutover_phase", &serde_json::json!({}))),
+            )
+            .await
+    }
+
     async fn read_one_org(&self) -> Result<(), SupabaseError> {
         let request = self.service_request("orgs").select("id").limit(1);
         let _rows: Vec<serde::de::IgnoredAny> = self.execute(request).await?;
@@ -214,6 +232,18 @@ impl SupabaseClient {
         serde_json::from_str(&body)
             .map_err(|e| SupabaseError::Decode(format!("unexpected PostgREST body: {e}")))
     }
+}
+
+/// Where taking over the original service's database stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CutoverPhase {
+    /// The original service may still run against this database: its direct
+    /// writes to requests and proposals are open (`db/cutover/expand.sql`).
+    Expanded,
+    /// Ours alone: a database of ours from the start, or after
+    /// `scripts/migrate --finish-cutover`.
+    Contracted,
 }
 
 /// One `org_memberships` row.

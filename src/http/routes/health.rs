@@ -10,6 +10,7 @@ use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::auth::{KeySetStatus, SigningKeys};
+use crate::clients::supabase::CutoverPhase;
 use crate::resilience::BreakerState;
 use crate::services::query_cache::QueryCacheStatus;
 use crate::services::readiness::{Breakers, Checks, DatabaseProblem, Verdict};
@@ -54,6 +55,12 @@ pub struct ReadinessResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'static str>,
     checks: ChecksBody,
+    /// Where taking over the original service's database stands: `expanded`
+    /// while the original may still run against it (its direct writes are
+    /// open), `contracted` once `scripts/migrate --finish-cutover` ran or for
+    /// a database of ours from the start. Absent when it could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database_phase: Option<PhaseBody>,
     circuit_breakers: BreakersBody,
     /// The project's signing keys, when tokens are verified against its key
     /// set: a failed refetch shows here while cached keys keep serving.
@@ -86,6 +93,25 @@ pub struct ChecksBody {
     database: bool,
     /// Gemini answered `models.list` with our key.
     gemini_api: bool,
+}
+
+/// A database's cut-over phase.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PhaseBody {
+    /// The original service may still run against the database.
+    Expanded,
+    /// Ours alone.
+    Contracted,
+}
+
+impl From<CutoverPhase> for PhaseBody {
+    fn from(phase: CutoverPhase) -> Self {
+        match phase {
+            CutoverPhase::Expanded => Self::Expanded,
+            CutoverPhase::Contracted => Self::Contracted,
+        }
+    }
 }
 
 /// Where each circuit breaker stands.
@@ -233,9 +259,11 @@ async fn readiness(State(state): State<AppState>) -> Response {
              (SUPABASE_SERVICE_ROLE_KEY or SUPABASE_SECRET_KEY): wrong, rotated or disabled"
         }
     });
+    let database_phase = checks.cutover_phase.map(PhaseBody::from);
     let body = ReadinessResponse {
         status: verdict.into(),
         reason,
+        database_phase,
         checks: checks.into(),
         circuit_breakers: circuit_breakers.into(),
         signing_keys: signing_keys.map(KeySetBody::from),
