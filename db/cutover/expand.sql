@@ -1,7 +1,8 @@
 -- Expand: what the original service needs on an upgraded database so that it
 -- keeps working beside the port during a rolling cut-over, and can be gone
--- back to. Applied once by scripts/migrate when it takes over the original's
--- database, after the migrations; undone by db/cutover/contract.sql
+-- back to. scripts/migrate, taking over the original's database, applies it
+-- in the transaction of every migration it runs (idempotent), so the
+-- original's writes never stop; undone by db/cutover/contract.sql
 -- (`scripts/migrate --finish-cutover`).
 --
 -- The original app writes requests and proposals straight through PostgREST
