@@ -190,3 +190,200 @@ fn migrate_refuses_an_original_database_of_another_shape_and_changes_nothing() {
         "1"
     );
 }
+
+/// A REST server of the stack's kind in front of `database`, for as long as
+/// it lives: what a project's PostgREST is for the taken-over database.
+struct RestServer {
+    url: String,
+    child: std::process::Child,
+}
+
+impl RestServer {
+    async fn start(database: &str) -> Self {
+        let secret = |name: &str| {
+            std::fs::read_to_string(root().join(".stack").join(name))
+                .unwrap()
+                .trim()
+                .to_owned()
+        };
+        let tools = std::env::var("CATALOGAI_TOOLS_DIR")
+            .unwrap_or_else(|_| format!("{}/.cache/catalogai", std::env::var("HOME").unwrap()));
+        let db = reqwest::Url::parse(&crate::helpers::stack_env()["DATABASE_URL"]).unwrap();
+        // postrust takes a port number, not a listener: the port is free when
+        // asked for, and its health endpoint says when it is serving.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(format!("{tools}/postrust-3.1.0/bin/postrust"))
+            .env(
+                "PGRST_DB_URI",
+                format!(
+                    "postgres://authenticator:{}@{}:{}/{database}",
+                    secret("authenticator_password"),
+                    db.host_str().unwrap(),
+                    db.port().unwrap()
+                ),
+            )
+            .env("PGRST_DB_ANON_ROLE", "anon")
+            .env("PGRST_DB_SCHEMAS", "public")
+            .env("PGRST_DB_EXTRA_SEARCH_PATH", "public,extensions")
+            .env("PGRST_JWT_SECRET", secret("jwt_secret"))
+            .env(
+                "PGRST_JWT_JWKS_URL",
+                &crate::helpers::stack_env()["SUPABASE_JWKS_URL"],
+            )
+            .env("PGRST_SERVER_HOST", "127.0.0.1")
+            .env("PGRST_SERVER_PORT", port.to_string())
+            .env("PGRST_COMPAT_MODE", "true")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = Self {
+            url: format!("http://127.0.0.1:{port}/api"),
+            child,
+        };
+        let health = format!("http://127.0.0.1:{port}/healthz");
+        let client = catalogai::clients::http_client(std::time::Duration::from_secs(2)).unwrap();
+        for _ in 0..300 {
+            if client
+                .get(&health)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return server;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the REST server for {database} did not come up");
+    }
+}
+
+impl Drop for RestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The original's requests, proposals and audit events read through the
+/// port's API as its own, and a pending proposal the original made is
+/// approved by the port.
+#[tokio::test]
+async fn the_originals_data_reads_and_works_through_the_api() {
+    use serde_json::Value;
+    let project = original_deployment();
+    migrate(&project.url).unwrap();
+    let database = project.url.rsplit('/').next().unwrap().to_owned();
+    let rest = RestServer::start(&database).await;
+    let secret = |name: &str| {
+        std::fs::read_to_string(root().join(".stack").join(name))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let url = rest.url.clone();
+    let app = crate::helpers::spawn_app_with(move |vars| {
+        for name in ["SUPABASE_PUBLISHABLE_KEY", "SUPABASE_SECRET_KEY"] {
+            vars.remove(name);
+        }
+        vars.insert("POSTGREST_URL".into(), url);
+        vars.insert("SUPABASE_KEY".into(), secret("legacy_anon_key"));
+        vars.insert(
+            "SUPABASE_SERVICE_ROLE_KEY".into(),
+            secret("legacy_service_role_key"),
+        );
+    })
+    .await;
+    let token = |id: &str| crate::helpers::user_token(id.parse().unwrap());
+    let admin = token("0e000000-0000-4000-8000-0000000000a1");
+    let reviewer = token("0e000000-0000-4000-8000-0000000000a3");
+
+    let body: Value = app
+        .get_as("/api/requests", &reviewer)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut requests: Vec<(String, String)> = body["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["search_query"].as_str().unwrap().to_owned(),
+                r["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    requests.sort();
+    assert_eq!(
+        requests,
+        [
+            ("ergonomic chair".to_owned(), "pending".to_owned()),
+            ("video calls".to_owned(), "approved".to_owned())
+        ],
+        "{body}"
+    );
+    let body: Value = app
+        .get_as("/api/proposals", &reviewer)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut statuses: Vec<&str> = body["proposals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["status"].as_str().unwrap())
+        .collect();
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses,
+        ["approved", "merged", "pending", "rejected"],
+        "{body}"
+    );
+
+    let response = app
+        .post_json(
+            "/api/proposals/0e000000-0000-4000-8000-00000000f001/approve",
+            Some(&admin),
+            &serde_json::json!({}),
+        )
+        .await;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "merged", "{body}");
+
+    let body: Value = app
+        .get_as("/api/admin/audit-log", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let events: Vec<&str> = body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    assert!(events.contains(&"proposal_merged"), "{body}");
+    assert!(events.contains(&"request_created"), "{body}");
+    assert!(events.contains(&"proposal.merged"), "{body}");
+
+    let body: Value = app
+        .get_as("/api/catalog/items?status=deprecated", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["items"][0]["name"], "Old Laptop", "{body}");
+    assert_eq!(
+        body["items"][0]["replacement_item_id"], "0e000000-0000-4000-8000-00000000c002",
+        "{body}"
+    );
+}
