@@ -387,3 +387,42 @@ async fn the_originals_data_reads_and_works_through_the_api() {
         "{body}"
     );
 }
+
+/// A takeover run that stops part-way (here a function of the same name
+/// as one of ours is in the way of 0008) leaves the original working, and
+/// the next run resumes it as a takeover: still expanded, writes still open.
+#[test]
+fn a_takeover_that_stops_part_way_resumes_with_the_original_still_working() {
+    let project = original_deployment();
+    let db = |query: &str| psql(&project.url, &["-c", query]).unwrap();
+    db(
+        "create function public.catalog_item_exists(uuid) returns boolean language sql as 'select true'",
+    );
+    let original_writes = || {
+        psql(
+            &project.url,
+            &[
+                "-c",
+                "set role authenticated; \
+              set request.jwt.claims = '{\"sub\": \"0e000000-0000-4000-8000-0000000000a2\", \"role\": \"authenticated\"}'; \
+              insert into requests (org_id, created_by, search_query, status) \
+              values ('0e000000-0000-4000-8000-000000000001', auth.uid(), 'during the upgrade', 'pending')",
+            ],
+        )
+    };
+
+    let stopped = migrate(&project.url).unwrap_err();
+    assert!(
+        stopped.contains("applying migrations/0008_catalog_port"),
+        "{stopped}"
+    );
+    assert_eq!(db("select phase from catalogai_meta.cutover"), "expanded");
+    original_writes().unwrap();
+
+    db("drop function public.catalog_item_exists(uuid)");
+    let resumed = migrate(&project.url).unwrap();
+    assert!(resumed.contains("a CatalogAI database"), "{resumed}");
+    assert!(resumed.contains("migrations/0017_"), "{resumed}");
+    assert_eq!(db("select public.catalogai_cutover_phase()"), "expanded");
+    original_writes().unwrap();
+}
