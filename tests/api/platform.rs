@@ -32,6 +32,14 @@ pub(crate) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A secret `scripts/stack` keeps in `.stack/` (passwords, API keys).
+pub(crate) fn stack_secret(name: &str) -> String {
+    std::fs::read_to_string(root().join(".stack").join(name))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
 /// Runs psql on `url`; its output, or what it printed on failure.
 pub(crate) fn psql(url: &str, args: &[&str]) -> Result<String, String> {
     let output = Command::new("psql")
@@ -83,9 +91,11 @@ impl FreshProject {
         let name = format!("catalogai_fresh_{shape}_{}", Uuid::new_v4().simple());
         let maintenance = owner_url("postgres");
         psql(&maintenance, &["-c", &format!("create database {name}")]).unwrap();
-        let admin_password =
-            std::fs::read_to_string(root().join(".stack/supabase_admin_password")).unwrap();
-        let admin = database_url("supabase_admin", admin_password.trim(), &name);
+        let admin = database_url(
+            "supabase_admin",
+            &stack_secret("supabase_admin_password"),
+            &name,
+        );
         let platform = root().join("db/local-platform/supabase.sql");
         // Its roles are the cluster's: two set-ups at once would update the
         // same catalogue rows ("tuple concurrently updated").

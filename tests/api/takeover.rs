@@ -3,7 +3,22 @@
 //! records what that shape already equals and applies the rest, keeping the
 //! original's data and meaning.
 
-use crate::platform::{FreshProject, migrate, migrate_with, psql, root};
+use crate::platform::{FreshProject, migrate, migrate_with, psql, root, stack_secret};
+
+/// Runs `statement` on `url` as the signed-in `user`, as PostgREST would
+/// for their token: role `authenticated`, their id in the JWT claims.
+fn as_user(url: &str, user: &str, statement: &str) -> Result<String, String> {
+    psql(
+        url,
+        &[
+            "-c",
+            &format!(
+                "set role authenticated; \
+                 set request.jwt.claims = '{{\"sub\": \"{user}\", \"role\": \"authenticated\"}}'; {statement}"
+            ),
+        ],
+    )
+}
 
 /// A classic-shape project (the original's were made in 2025) holding the
 /// original's schema, applied by hand as its setup guide says (our
@@ -103,33 +118,22 @@ fn migrate_takes_over_a_database_the_original_created_and_keeps_its_data() {
     );
     // Expanded: the original app's own writes, with the user's token, still work.
     assert_eq!(db("select public.catalogai_cutover_phase()"), "expanded");
-    let as_user = |user: &str, statement: &str| {
-        psql(
-            &project.url,
-            &[
-                "-c",
-                &format!(
-                    "set role authenticated; \
-                 set request.jwt.claims = '{{\"sub\": \"{user}\", \"role\": \"authenticated\"}}'; {statement}"
-                ),
-            ],
-        )
-    };
+    let as_member = |user: &str, statement: &str| as_user(&project.url, user, statement);
     let requester = "0e000000-0000-4000-8000-0000000000a2";
     let reviewer = "0e000000-0000-4000-8000-0000000000a3";
     let original_insert = format!(
         "insert into requests (org_id, created_by, search_query, search_results, justification, status) \
          values ('0e000000-0000-4000-8000-000000000001', '{requester}', 'monitor arm', '[]', 'neck', 'pending')"
     );
-    as_user(requester, &original_insert).unwrap();
-    as_user(
+    as_member(requester, &original_insert).unwrap();
+    as_member(
         reviewer,
         "update requests set status = 'approved', reviewed_by = auth.uid(), review_notes = 'ok', \
          reviewed_at = now() where id = '0e000000-0000-4000-8000-00000000e001'",
     )
     .unwrap();
     // Its row-level security still holds: a requester cannot review.
-    let rows = as_user(
+    let rows = as_member(
         requester,
         "with u as (update requests set status = 'rejected' where search_query = 'monitor arm' returning 1) \
          select count(*) from u",
@@ -138,21 +142,23 @@ fn migrate_takes_over_a_database_the_original_created_and_keeps_its_data() {
     assert_eq!(rows, "0");
 
     // A pending proposal the original made is rejected by the port's function, as its reviewer.
-    let rejected = db("set role authenticated; \
-         set request.jwt.claims = '{\"sub\": \"0e000000-0000-4000-8000-0000000000a3\", \"role\": \"authenticated\"}'; \
-         select reject_proposal('0e000000-0000-4000-8000-00000000f001', 'not now') ->> 'status'");
+    let rejected = as_member(
+        reviewer,
+        "select reject_proposal('0e000000-0000-4000-8000-00000000f001', 'not now') ->> 'status'",
+    )
+    .unwrap();
     assert_eq!(rejected, "rejected");
 
     // Contract: the original's direct writes close; the port's functions serve.
     let finished = migrate_with(&project.url, &["--finish-cutover"]).unwrap();
     assert!(finished.contains("phase: contracted"), "{finished}");
     assert_eq!(db("select public.catalogai_cutover_phase()"), "contracted");
-    let refused = as_user(requester, &original_insert).unwrap_err();
+    let refused = as_member(requester, &original_insert).unwrap_err();
     assert!(
         refused.contains("permission denied for table requests"),
         "{refused}"
     );
-    let created = as_user(
+    let created = as_member(
         requester,
         "select create_request('monitor arm', '[]', 'neck') ->> 'status'",
     )
@@ -200,12 +206,6 @@ struct RestServer {
 
 impl RestServer {
     async fn start(database: &str) -> Self {
-        let secret = |name: &str| {
-            std::fs::read_to_string(root().join(".stack").join(name))
-                .unwrap()
-                .trim()
-                .to_owned()
-        };
         let tools = std::env::var("CATALOGAI_TOOLS_DIR")
             .unwrap_or_else(|_| format!("{}/.cache/catalogai", std::env::var("HOME").unwrap()));
         let db = reqwest::Url::parse(&crate::helpers::stack_env()["DATABASE_URL"]).unwrap();
@@ -221,7 +221,7 @@ impl RestServer {
                 "PGRST_DB_URI",
                 format!(
                     "postgres://authenticator:{}@{}:{}/{database}",
-                    secret("authenticator_password"),
+                    stack_secret("authenticator_password"),
                     db.host_str().unwrap(),
                     db.port().unwrap()
                 ),
@@ -229,7 +229,7 @@ impl RestServer {
             .env("PGRST_DB_ANON_ROLE", "anon")
             .env("PGRST_DB_SCHEMAS", "public")
             .env("PGRST_DB_EXTRA_SEARCH_PATH", "public,extensions")
-            .env("PGRST_JWT_SECRET", secret("jwt_secret"))
+            .env("PGRST_JWT_SECRET", stack_secret("jwt_secret"))
             .env(
                 "PGRST_JWT_JWKS_URL",
                 &crate::helpers::stack_env()["SUPABASE_JWKS_URL"],
@@ -279,22 +279,16 @@ async fn the_originals_data_reads_and_works_through_the_api() {
     migrate(&project.url).unwrap();
     let database = project.url.rsplit('/').next().unwrap().to_owned();
     let rest = RestServer::start(&database).await;
-    let secret = |name: &str| {
-        std::fs::read_to_string(root().join(".stack").join(name))
-            .unwrap()
-            .trim()
-            .to_owned()
-    };
     let url = rest.url.clone();
     let app = crate::helpers::spawn_app_with(move |vars| {
         for name in ["SUPABASE_PUBLISHABLE_KEY", "SUPABASE_SECRET_KEY"] {
             vars.remove(name);
         }
         vars.insert("POSTGREST_URL".into(), url);
-        vars.insert("SUPABASE_KEY".into(), secret("legacy_anon_key"));
+        vars.insert("SUPABASE_KEY".into(), stack_secret("legacy_anon_key"));
         vars.insert(
             "SUPABASE_SERVICE_ROLE_KEY".into(),
-            secret("legacy_service_role_key"),
+            stack_secret("legacy_service_role_key"),
         );
     })
     .await;
@@ -399,15 +393,11 @@ fn a_takeover_that_stops_part_way_resumes_with_the_original_still_working() {
         "create function public.catalog_item_exists(uuid) returns boolean language sql as 'select true'",
     );
     let original_writes = || {
-        psql(
+        as_user(
             &project.url,
-            &[
-                "-c",
-                "set role authenticated; \
-              set request.jwt.claims = '{\"sub\": \"0e000000-0000-4000-8000-0000000000a2\", \"role\": \"authenticated\"}'; \
-              insert into requests (org_id, created_by, search_query, status) \
-              values ('0e000000-0000-4000-8000-000000000001', auth.uid(), 'during the upgrade', 'pending')",
-            ],
+            "0e000000-0000-4000-8000-0000000000a2",
+            "insert into requests (org_id, created_by, search_query, status) \
+             values ('0e000000-0000-4000-8000-000000000001', auth.uid(), 'during the upgrade', 'pending')",
         )
     };
 

@@ -193,36 +193,25 @@ impl SupabaseClient {
         &self,
         request: postgrest::Builder,
     ) -> Result<T, SupabaseError> {
-        let (client, request) = request.build().timeout(self.timeout).build_split();
-        let request = request.map_err(|e| SupabaseError::transport(false, &e))?;
-        // `catalog_items` or `rpc/search_catalog_items`: what a slow
-        // statement's log line names.
-        let statement = request.url().path().rsplit_once("/rpc/").map_or_else(
-            || {
-                request
-                    .url()
-                    .path()
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned()
-            },
-            |(_, function)| format!("rpc/{function}"),
-        );
-        let response = client
-            .execute(request)
+        let response = request
+            .build()
+            .timeout(self.timeout)
+            .send()
             .await
             .map_err(|e| SupabaseError::transport(e.is_timeout(), &e))?;
         let status = response.status().as_u16();
+        let failed = !(200..300).contains(&status);
+        // Named only for a failure's log line (text() consumes the response).
+        let statement = failed.then(|| statement_name(response.url().path()));
         let body = response
             .text()
             .await
             .map_err(|e| SupabaseError::transport(e.is_timeout(), &e))?;
-        if !(200..300).contains(&status) {
+        if failed {
             let error = SupabaseError::from_response(status, &body);
             if let SupabaseError::StatementTimeout { answer } = &error {
                 tracing::warn!(
-                    %statement,
+                    statement = statement.as_deref().unwrap_or_default(),
                     message = %answer.message,
                     "statement cut off by its role's statement_timeout"
                 );
@@ -231,6 +220,15 @@ impl SupabaseClient {
         }
         serde_json::from_str(&body)
             .map_err(|e| SupabaseError::Decode(format!("unexpected PostgREST body: {e}")))
+    }
+}
+
+/// `catalog_items` or `rpc/search_catalog_items`: what a slow statement's
+/// log line names, from the request's path.
+fn statement_name(path: &str) -> String {
+    match path.rsplit_once("/rpc/") {
+        Some((_, function)) => format!("rpc/{function}"),
+        None => path.rsplit('/').next().unwrap_or_default().to_owned(),
     }
 }
 
