@@ -279,6 +279,82 @@ async fn the_originals_data_reads_and_works_through_the_api() {
     migrate(&project.url).unwrap();
     let database = project.url.rsplit('/').next().unwrap().to_owned();
     let rest = RestServer::start(&database).await;
+    // While expanded, the original's reopened writes are still its members'
+    // alone: another org's admin, a user without membership and the public
+    // key are refused straight through PostgREST.
+    psql(
+        &project.url,
+        &["-c", "insert into orgs (id, name) values ('0e000000-0000-4000-8000-000000000002', 'Other'); \
+          insert into org_memberships (org_id, user_id, role) values \
+          ('0e000000-0000-4000-8000-000000000002', '0e000000-0000-4000-8000-0000000000b1', 'admin')"],
+    )
+    .unwrap();
+    let anon_key = stack_secret("legacy_anon_key");
+    let client = catalogai::clients::http_client(std::time::Duration::from_secs(10)).unwrap();
+    let direct = |method: reqwest::Method, path: &str, bearer: &str, body: serde_json::Value| {
+        client
+            .request(method, format!("{}/{path}", rest.url))
+            .header("apikey", &anon_key)
+            .header("Prefer", "return=representation")
+            .bearer_auth(bearer)
+            .json(&body)
+            .send()
+    };
+    for (who, bearer) in [
+        (
+            "another org's admin",
+            crate::helpers::user_token("0e000000-0000-4000-8000-0000000000b1".parse().unwrap()),
+        ),
+        (
+            "a non-member",
+            crate::helpers::user_token(uuid::Uuid::new_v4()),
+        ),
+        ("the public key", anon_key.clone()),
+    ] {
+        let insert = direct(
+            reqwest::Method::POST,
+            "requests",
+            &bearer,
+            serde_json::json!({
+                "org_id": "0e000000-0000-4000-8000-000000000001",
+                "created_by": "0e000000-0000-4000-8000-0000000000a2",
+                "search_query": "planted", "status": "pending"
+            }),
+        )
+        .await
+        .unwrap();
+        assert!(
+            [401, 403].contains(&insert.status().as_u16()),
+            "{who} wrote a request: {}",
+            insert.status()
+        );
+        let update = direct(
+            reqwest::Method::PATCH,
+            "proposals?id=eq.0e000000-0000-4000-8000-00000000f001",
+            &bearer,
+            serde_json::json!({ "status": "rejected" }),
+        )
+        .await
+        .unwrap();
+        let status = update.status().as_u16();
+        let rows: serde_json::Value = update.json().await.unwrap_or_default();
+        assert!(
+            [401, 403].contains(&status) || rows == serde_json::json!([]),
+            "{who} changed a proposal: {status} {rows}"
+        );
+    }
+    assert_eq!(
+        psql(
+            &project.url,
+            &[
+                "-c",
+                "select count(*) from requests where search_query = 'planted'"
+            ]
+        )
+        .unwrap(),
+        "0"
+    );
+
     let url = rest.url.clone();
     let app = crate::helpers::spawn_app_with(move |vars| {
         for name in ["SUPABASE_PUBLISHABLE_KEY", "SUPABASE_SECRET_KEY"] {

@@ -433,3 +433,36 @@ async fn no_member_can_move_an_item_or_its_embedding_to_another_org() {
     ));
     assert_eq!(orgs, format!("{0} {0}", victim.org_id));
 }
+
+/// The cut-over phase is for the service key (readiness): neither the
+/// public key, a member, nor a signed-in user without membership may call it.
+#[tokio::test]
+async fn the_cutover_phase_is_read_with_the_service_key_alone() {
+    let tenant = create_tenant().await;
+    let outsider = user_token(Uuid::new_v4());
+    for (who, token) in [
+        ("anon", anon()),
+        ("a member", tenant.admin.token.clone()),
+        ("a non-member", outsider),
+    ] {
+        let (status, body) = rest(
+            Method::POST,
+            "rpc/catalogai_cutover_phase",
+            Some(&token),
+            &json!({}),
+        )
+        .await;
+        assert!(
+            status == 401 || status == 403 || status == 404,
+            "{who} read the cut-over phase: {status} {body}"
+        );
+    }
+    let (status, body) = rest(
+        Method::POST,
+        "rpc/catalogai_cutover_phase",
+        None,
+        &json!({}),
+    )
+    .await;
+    assert_eq!((status, body), (200, json!("contracted")));
+}
