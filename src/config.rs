@@ -186,6 +186,10 @@ pub struct GeminiSettings {
     pub embedding_model: String,
     /// Embedding size (`EMBEDDING_DIMENSION`); the database column is `vector(768)`.
     pub embedding_dimension: u32,
+    /// Whether this replica takes part in re-embedding, in the background,
+    /// every org's items that lack a vector of `embedding_model`
+    /// (`EMBEDDING_BACKFILL`; the database lets one replica at a time run it).
+    pub embedding_backfill: bool,
     /// Most Gemini calls in flight from this process at once (`GEMINI_MAX_CONCURRENCY`).
     pub max_concurrency: usize,
     /// Share of those one organisation may hold, in percent (`GEMINI_TENANT_SHARE_PERCENT`).
@@ -347,6 +351,7 @@ impl Settings {
         let model = r.model_name("GEMINI_MODEL", "gemini-3-flash-preview");
         let embedding_model = r.model_name("EMBEDDING_MODEL", "gemini-embedding-001");
         let embedding_dimension = r.bounded("EMBEDDING_DIMENSION", 768, 128, 3072);
+        let embedding_backfill = r.parse_or("EMBEDDING_BACKFILL", true);
         let gemini_max_concurrency = r.bounded("GEMINI_MAX_CONCURRENCY", 32, 1, 10_000);
         let gemini_timeout = r.seconds("GEMINI_TIMEOUT_SECONDS", 30, 1, 600);
         let tenant_share_percent = r.bounded("GEMINI_TENANT_SHARE_PERCENT", 50, 1, 100);
@@ -408,6 +413,7 @@ impl Settings {
                 model,
                 embedding_model,
                 embedding_dimension,
+                embedding_backfill,
                 max_concurrency: gemini_max_concurrency,
                 tenant_share_percent,
                 timeout: gemini_timeout,

@@ -17,6 +17,7 @@ use crate::config::Settings;
 use crate::http;
 use crate::resilience::RateLimiter;
 use crate::resilience::{Deadline, Dependency, TenantShare};
+use crate::services::backfill::EmbeddingBackfill;
 use crate::services::catalog::CatalogService;
 use crate::services::embeddings::EmbeddingService;
 use crate::services::enrichment::EnrichmentService;
@@ -63,6 +64,9 @@ pub enum StartupError {
 /// before it gives up or, with a legacy secret, goes on without them.
 const SIGNING_KEYS_STARTUP_BOUND: Duration = Duration::from_secs(15);
 
+/// How long shutdown waits for the re-embed to give up its lease.
+const BACKFILL_RELEASE_BOUND: Duration = Duration::from_secs(12);
+
 /// A server bound to its address, ready to run.
 #[derive(Debug)]
 pub struct Application {
@@ -71,6 +75,8 @@ pub struct Application {
     service: http::Service,
     limits: http::server::ConnectionLimits,
     shutdown_grace: Duration,
+    /// The background re-embed, when `EMBEDDING_BACKFILL` is on.
+    backfill: Option<EmbeddingBackfill>,
 }
 
 impl Application {
@@ -118,6 +124,27 @@ impl Application {
         ));
         let tokens = token_verifier(&settings).await?;
         let memberships = Arc::new(MembershipDirectory::new(supabase.clone()));
+        let model_version = embeddings.model_version();
+        let catalog = Arc::new(CatalogService::new(
+            supabase.clone(),
+            Arc::clone(&embeddings),
+            (settings.gemini.query_cache_bytes > 0).then(|| {
+                QueryEmbeddingCache::new(
+                    Arc::clone(&embeddings),
+                    settings.gemini.embedding_dimension,
+                    settings.gemini.query_cache_bytes,
+                    settings.gemini.query_cache_ttl,
+                )
+            }),
+            Arc::clone(&memberships),
+        ));
+        let backfill = settings.gemini.embedding_backfill.then(|| {
+            EmbeddingBackfill::new(
+                supabase.clone(),
+                Arc::clone(&catalog),
+                model_version.clone(),
+            )
+        });
         let enrichment = Arc::new(EnrichmentService::new(
             gemini.clone(),
             settings.batch.concurrency,
@@ -137,21 +164,9 @@ impl Application {
                 Arc::clone(&embeddings),
                 enrichment,
             ),
-            embeddings: Arc::clone(&embeddings),
-            catalog: CatalogService::new(
-                supabase.clone(),
-                Arc::clone(&embeddings),
-                (settings.gemini.query_cache_bytes > 0).then(|| {
-                    QueryEmbeddingCache::new(
-                        embeddings,
-                        settings.gemini.embedding_dimension,
-                        settings.gemini.query_cache_bytes,
-                        settings.gemini.query_cache_ttl,
-                    )
-                }),
-                memberships,
-            ),
-            readiness: ReadinessProbe::new(supabase, gemini),
+            embeddings,
+            catalog,
+            readiness: ReadinessProbe::new(supabase, gemini, model_version),
             openapi: crate::http::routes::openapi::render(&settings.batch)
                 .map_err(StartupError::OpenApi)?,
             settings,
@@ -163,6 +178,7 @@ impl Application {
             service: http::service(state),
             limits,
             shutdown_grace,
+            backfill,
         })
     }
 
@@ -182,9 +198,16 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
+        let (stop_backfill, backfill_stopped) = tokio::sync::oneshot::channel::<()>();
+        let backfill = self.backfill.map(|backfill| {
+            tokio::spawn(backfill.run(async move {
+                let _ = backfill_stopped.await;
+            }))
+        });
         let server = http::server::serve(self.listener, self.service, self.limits, async move {
             shutdown.await;
             tracing::info!("shutting down: no new connections, draining in-flight requests");
+            let _ = stop_backfill.send(());
             let _ = draining_tx.send(());
         });
         tracing::info!(address = %self.local_addr, "CatalogAI listening");
@@ -198,15 +221,22 @@ impl Application {
             }
         };
         tokio::select! {
-            () = server => {
-                tracing::info!("shutdown complete");
-                Ok(())
-            }
+            () = server => tracing::info!("shutdown complete"),
             () = drain_deadline => {
                 tracing::warn!(grace = ?grace, "drain time exceeded; abandoning in-flight requests");
-                Ok(())
             }
         }
+        // Told to stop with the server, the re-embed gives up its lease (one
+        // bounded call) so another replica resumes without waiting it out.
+        if let Some(backfill) = backfill {
+            if tokio::time::timeout(BACKFILL_RELEASE_BOUND, backfill)
+                .await
+                .is_err()
+            {
+                tracing::warn!("re-embed did not stop in time; its lease runs out on its own");
+            }
+        }
+        Ok(())
     }
 }
 

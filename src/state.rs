@@ -52,7 +52,7 @@ pub struct Shared {
     /// Embeddings.
     pub embeddings: Arc<EmbeddingService>,
     /// Catalog items, search and embedding repair.
-    pub catalog: CatalogService,
+    pub catalog: Arc<CatalogService>,
     /// Requests, proposals, their merge and the audit log.
     pub procurement: ProcurementService,
     /// Dependency checks behind `/api/readiness`.

@@ -349,7 +349,22 @@ impl CatalogService {
         if !current.is_some_and(|m| m.org_id == caller.org_id && m.role == Role::Admin) {
             return Err(NotAllowed::role(Role::Admin).into());
         }
-        let org = caller.org_id;
+        self.repair_org(caller.org_id, deadline).await
+    }
+
+    /// Embeds the org's active items that lack an embedding by the configured
+    /// model, as [`Self::repair_embeddings`] does, for a caller already
+    /// entitled to: the admin repair, and the re-embed of every org
+    /// (`services::backfill`). Stops short of `deadline` with `complete` false.
+    ///
+    /// # Errors
+    /// [`CatalogError::RepairRunning`] when this org's repair is already
+    /// running here; the database's error when the items cannot be listed.
+    pub async fn repair_org(
+        &self,
+        org: Uuid,
+        deadline: Deadline,
+    ) -> Result<RepairReport, CatalogError> {
         let slot = self.claim_repair(org)?;
         let model = self.embeddings.model_version();
         let (total_items, items_with_embeddings) = self

@@ -1,5 +1,6 @@
 //! Use cases, free of HTTP types: handlers call these, these call clients.
 
+pub mod backfill;
 pub mod catalog;
 pub mod embeddings;
 pub mod enrichment;

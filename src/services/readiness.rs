@@ -8,14 +8,16 @@
 //! Orchestrators probe every few seconds and several replicas probe at once,
 //! so a result is reused for [`CACHE_TTL`] and concurrent probes share one
 //! check. Each check is bounded by [`CHECK_TIMEOUT`] so a hanging dependency
-//! turns into "not ready" rather than a hanging probe.
+//! turns into "not ready" rather than a hanging probe. Beside the checks it
+//! reports, without judging, the database's cut-over phase and the re-embed's
+//! progress.
 
 use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 
 use crate::clients::gemini::GeminiClient;
-use crate::clients::supabase::{CutoverPhase, SupabaseClient, SupabaseError};
+use crate::clients::supabase::{BackfillStatus, CutoverPhase, SupabaseClient, SupabaseError};
 use crate::resilience::{BreakerState, CallError, Deadline};
 
 /// How long one check may take before it counts as failed.
@@ -36,6 +38,9 @@ pub struct Checks {
     /// Where taking over the original's database stands; `None` when it
     /// could not be read (the database check says why).
     pub cutover_phase: Option<CutoverPhase>,
+    /// Where the re-embed of every org with the configured model stands
+    /// (`services::backfill`); `None` when it could not be read.
+    pub embedding_backfill: Option<BackfillStatus>,
 }
 
 /// A database check failure an operator must fix, reported in readiness.
@@ -85,15 +90,19 @@ impl Checks {
 pub struct ReadinessProbe {
     supabase: SupabaseClient,
     gemini: GeminiClient,
+    /// The configured embedding model, whose re-embed is reported.
+    embedding_model: String,
     last: Mutex<Option<(Instant, Checks)>>,
 }
 
 impl ReadinessProbe {
-    /// A probe over the given clients.
-    pub fn new(supabase: SupabaseClient, gemini: GeminiClient) -> Self {
+    /// A probe over the given clients; `embedding_model` is the model
+    /// version whose re-embed it reports.
+    pub fn new(supabase: SupabaseClient, gemini: GeminiClient, embedding_model: String) -> Self {
         Self {
             supabase,
             gemini,
+            embedding_model,
             last: Mutex::new(None),
         }
     }
@@ -108,16 +117,18 @@ impl ReadinessProbe {
                 return checks;
             }
         }
-        let ((database, database_problem), gemini_api, cutover_phase) = tokio::join!(
+        let ((database, database_problem), gemini_api, cutover_phase, embedding_backfill) = tokio::join!(
             self.check_database(),
             self.check_gemini(),
-            self.read_cutover_phase()
+            self.read_cutover_phase(),
+            self.read_backfill()
         );
         let checks = Checks {
             database,
             gemini_api,
             database_problem,
             cutover_phase,
+            embedding_backfill,
         };
         *last = Some((Instant::now(), checks));
         checks
@@ -159,6 +170,22 @@ impl ReadinessProbe {
             Ok(phase) => Some(phase),
             Err(e) => {
                 tracing::debug!(error = %e, "readiness: cut-over phase not read");
+                None
+            }
+        }
+    }
+
+    /// Reported, never judged: search answers throughout (see the README's
+    /// "Moving from the original service").
+    async fn read_backfill(&self) -> Option<BackfillStatus> {
+        match self
+            .supabase
+            .backfill_status(&self.embedding_model, Deadline::after(CHECK_TIMEOUT))
+            .await
+        {
+            Ok(status) => Some(status),
+            Err(e) => {
+                tracing::debug!(error = %e, "readiness: re-embed status not read");
                 None
             }
         }

@@ -3,12 +3,15 @@
 //! The crate builds its own reqwest client without any timeout, so every call
 //! here sets one on the request itself. Calls made with the service-role key
 //! bypass row-level security: they are kept to the few places that need it
-//! (readiness, membership look-ups, embedding writes and repair).
+//! (readiness, membership look-ups, embedding writes, repair and the
+//! re-embed lease).
 
+mod backfill;
 mod catalog;
 mod error;
 mod procurement;
 
+pub use backfill::{BackfillClaim, BackfillProgress, BackfillState, BackfillStatus};
 pub(crate) use catalog::{ItemEmbedding, ItemRow, ItemText, SearchHitRow};
 pub use error::{Breach, PostgrestAnswer, Refusal, SupabaseCallError, SupabaseError};
 pub(crate) use procurement::{AuditEventRow, ProposalRow, RequestRow};

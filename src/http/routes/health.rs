@@ -10,7 +10,7 @@ use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::auth::{KeySetStatus, SigningKeys};
-use crate::clients::supabase::CutoverPhase;
+use crate::clients::supabase::{BackfillState, BackfillStatus, CutoverPhase};
 use crate::resilience::BreakerState;
 use crate::services::query_cache::QueryCacheStatus;
 use crate::services::readiness::{Breakers, Checks, DatabaseProblem, Verdict};
@@ -61,6 +61,10 @@ pub struct ReadinessResponse {
     /// a database of ours from the start. Absent when it could not be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     database_phase: Option<PhaseBody>,
+    /// Where the re-embed of every org's items with the configured embedding
+    /// model stands; absent when it could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    embedding_backfill: Option<BackfillBody>,
     circuit_breakers: BreakersBody,
     /// The project's signing keys, when tokens are verified against its key
     /// set: a failed refetch shows here while cached keys keep serving.
@@ -110,6 +114,48 @@ impl From<CutoverPhase> for PhaseBody {
         match phase {
             CutoverPhase::Expanded => Self::Expanded,
             CutoverPhase::Contracted => Self::Contracted,
+        }
+    }
+}
+
+/// The re-embed with the configured model.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BackfillBody {
+    state: BackfillStateBody,
+    /// Items that lacked a vector of the model when the run started.
+    items_total: u64,
+    /// Items re-embedded so far.
+    items_done: u64,
+    /// Items that could not be embedded (the next start tries them again).
+    items_failed: u64,
+}
+
+/// A re-embed's state.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BackfillStateBody {
+    /// No replica has started it yet.
+    NotStarted,
+    /// A replica is running it.
+    Running,
+    /// Started and stopped part-way; the next replica to start resumes it.
+    Paused,
+    /// Every item has a vector of the configured model.
+    Finished,
+}
+
+impl From<BackfillStatus> for BackfillBody {
+    fn from(status: BackfillStatus) -> Self {
+        Self {
+            state: match status.state {
+                BackfillState::NotStarted => BackfillStateBody::NotStarted,
+                BackfillState::Running => BackfillStateBody::Running,
+                BackfillState::Paused => BackfillStateBody::Paused,
+                BackfillState::Finished => BackfillStateBody::Finished,
+            },
+            items_total: status.progress.items_total,
+            items_done: status.progress.items_done,
+            items_failed: status.progress.items_failed,
         }
     }
 }
@@ -264,6 +310,7 @@ async fn readiness(State(state): State<AppState>) -> Response {
         status: verdict.into(),
         reason,
         database_phase,
+        embedding_backfill: checks.embedding_backfill.map(BackfillBody::from),
         checks: checks.into(),
         circuit_breakers: circuit_breakers.into(),
         signing_keys: signing_keys.map(KeySetBody::from),
