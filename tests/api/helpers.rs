@@ -198,6 +198,10 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut HashMap<String, String>)
     vars.insert("POSTGREST_URL".into(), proxied.to_string());
     vars.insert("GEMINI_BASE_URL".into(), gemini.base_url());
     vars.insert("GEMINI_API_KEY".into(), gemini.api_key().to_owned());
+    // The stack's database is every test's at once: a re-embed of all of it
+    // would change what other tests measure. tests/api/backfill.rs runs it
+    // on a database of its own.
+    vars.insert("EMBEDDING_BACKFILL".into(), "false".into());
     customize(&mut vars);
 
     let settings = Settings::from_vars(vars).expect("invalid test settings");
@@ -305,7 +309,7 @@ pub async fn poll_readiness(
 
 /// Polls `GET path` until `done` accepts the answer or `within` passes; the
 /// way an orchestrator probes. Returns the last status and body.
-async fn poll_until(
+pub async fn poll_until(
     app: &TestApp,
     path: &str,
     within: Duration,

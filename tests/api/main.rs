@@ -12,6 +12,7 @@ mod schema;
 mod signing;
 
 mod auth;
+mod backfill;
 mod catalog;
 mod drills;
 mod embeddings;

@@ -23,7 +23,7 @@ fn as_user(url: &str, user: &str, statement: &str) -> Result<String, String> {
 /// A classic-shape project (the original's were made in 2025) holding the
 /// original's schema, applied by hand as its setup guide says (our
 /// 0001-0004 equal it), then tests/fixtures/original_deployment.sql.
-fn original_deployment() -> FreshProject {
+pub(crate) fn original_deployment() -> FreshProject {
     let project = FreshProject::create("classic");
     for file in [
         "0001_core_tables",
@@ -199,13 +199,13 @@ fn migrate_refuses_an_original_database_of_another_shape_and_changes_nothing() {
 
 /// A REST server of the stack's kind in front of `database`, for as long as
 /// it lives: what a project's PostgREST is for the taken-over database.
-struct RestServer {
-    url: String,
+pub(crate) struct RestServer {
+    pub url: String,
     child: std::process::Child,
 }
 
 impl RestServer {
-    async fn start(database: &str) -> Self {
+    pub async fn start(database: &str) -> Self {
         let tools = std::env::var("CATALOGAI_TOOLS_DIR")
             .unwrap_or_else(|_| format!("{}/.cache/catalogai", std::env::var("HOME").unwrap()));
         let db = reqwest::Url::parse(&crate::helpers::stack_env()["DATABASE_URL"]).unwrap();
