@@ -4,6 +4,11 @@
 //! costs no Gemini call, so it also keeps working while Gemini is down or its
 //! breaker is open.
 //!
+//! Each org has its own entries: a hit shared across orgs would tell a member
+//! of one that someone in another searched that text lately (a search that
+//! answers while Gemini is down is such a tell). An org's first search of a
+//! text costs one Gemini call even when another org made it.
+//!
 //! Bounded by memory (each entry weighs its vector and key) and by age
 //! (`QUERY_CACHE_TTL_SECONDS`); concurrent misses of one query make one
 //! Gemini call that all of them wait for (moka's `try_get_with`). Failures
@@ -32,7 +37,7 @@ pub struct QueryCacheStatus {
     pub bytes: u64,
 }
 
-/// Query embeddings by model, dimension, task type and normalised text.
+/// Query embeddings by org, model, dimension, task type and normalised text.
 #[derive(Debug, Clone)]
 pub struct QueryEmbeddingCache {
     cache: Cache<String, Arc<Vec<f32>>>,
@@ -79,7 +84,7 @@ impl QueryEmbeddingCache {
     ) -> Result<Arc<Vec<f32>>, EmbeddingError> {
         let text = normalise(query);
         let key = format!(
-            "{}\u{1f}{}\u{1f}{:?}\u{1f}{text}",
+            "{org}\u{1f}{}\u{1f}{}\u{1f}{:?}\u{1f}{text}",
             self.embeddings.model_version(),
             self.dimension,
             TaskType::RetrievalQuery
@@ -102,7 +107,7 @@ impl QueryEmbeddingCache {
         Ok(entry.into_value())
     }
 
-    /// Size, for readiness.
+    /// Size, for readiness: totals over every org, nothing about one.
     pub fn status(&self) -> QueryCacheStatus {
         QueryCacheStatus {
             entries: self.cache.entry_count(),
