@@ -1,7 +1,6 @@
 //! The procurement workflow's values: requests, proposals (and the draft a
 //! new one starts from) and audit events, as services hand them to routes.
 
-use serde_json::Value;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
@@ -17,7 +16,7 @@ pub struct Request {
     pub created_by: Uuid,
     pub search_query: String,
     /// The search results the requester saw, as stored.
-    pub search_results: Option<Value>,
+    pub search_results: Option<Box<RawValue>>,
     pub justification: Option<String>,
     pub status: RequestStatus,
     pub reviewed_by: Option<Uuid>,

@@ -356,7 +356,6 @@ impl ProcurementService {
         let merged = self
             .supabase
             .merge_proposal(
-                &caller.access_token,
                 proposal.proposal_type,
                 id,
                 caller.user_id,

@@ -273,7 +273,7 @@ pub struct RequestBody {
     created_by: Uuid,
     search_query: String,
     #[schema(value_type = Option<Vec<Object>>)]
-    search_results: Option<Value>,
+    search_results: Option<Box<RawValue>>,
     justification: Option<String>,
     status: RequestStatus,
     reviewed_by: Option<Uuid>,
