@@ -21,6 +21,7 @@ mod errors;
 mod gemini_client;
 mod health;
 mod hostile;
+mod invariants;
 mod jwks;
 mod lifecycle;
 mod openapi;
