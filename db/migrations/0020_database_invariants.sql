@@ -417,3 +417,67 @@ grant execute on function
     public.merge_replace_item_proposal(uuid, uuid, text, vector, text),
     public.merge_deprecate_item_proposal(uuid, uuid, text)
 to service_role;
+
+-- Review and reject, likewise, lock only a row of the caller's org, and
+-- answer another org's id as an unknown one (the server, asking with the
+-- service key, keeps the original's 403 for it).
+create or replace function public.review_request(
+    p_request_id uuid, p_status text, p_review_notes text default null, p_proposal jsonb default null
+) returns jsonb
+language plpgsql security definer set search_path = public, extensions, pg_temp
+as $$
+declare
+    v_org uuid := public.procurement_caller_org(array['reviewer', 'admin']);
+    v_row requests;
+    v_proposal proposals;
+begin
+    if p_status is null or p_status not in ('approved', 'rejected') then
+        raise exception 'status must be ''approved'' or ''rejected''' using errcode = 'CA400';
+    end if;
+    select * into v_row from requests where id = p_request_id and org_id = v_org for update;
+    if not found then
+        raise exception 'Request not found: %', p_request_id using errcode = 'CA404';
+    end if;
+    if v_row.status <> 'pending' then
+        raise exception 'Only pending requests can be reviewed (current: %)', v_row.status
+            using errcode = 'CA409';
+    end if;
+
+    update requests
+    set status = p_status, reviewed_by = auth.uid(), review_notes = p_review_notes, reviewed_at = now()
+    where id = p_request_id
+    returning * into v_row;
+    perform public.write_audit_event(v_org, 'request.' || p_status, auth.uid(), 'request', v_row.id,
+        jsonb_build_object('review_notes', p_review_notes));
+
+    if p_status = 'approved' and p_proposal is not null then
+        v_proposal := public.insert_proposal(v_org, auth.uid(), p_proposal, p_request_id, null);
+        return to_jsonb(v_row) || jsonb_build_object('proposal', to_jsonb(v_proposal));
+    end if;
+    return to_jsonb(v_row);
+end;
+$$;
+
+create or replace function public.reject_proposal(p_proposal_id uuid, p_review_notes text default null)
+returns jsonb
+language plpgsql security definer set search_path = public, extensions, pg_temp
+as $$
+declare
+    v_org uuid := public.procurement_caller_org(array['reviewer', 'admin']);
+    v_row proposals;
+begin
+    select * into v_row from proposals where id = p_proposal_id and org_id = v_org for update;
+    if not found then
+        raise exception 'Proposal not found: %', p_proposal_id using errcode = 'CA404';
+    end if;
+    if v_row.status <> 'pending' then
+        raise exception 'Only pending proposals can be rejected' using errcode = 'CA409';
+    end if;
+    update proposals
+    set status = 'rejected', reviewed_by = auth.uid(), review_notes = p_review_notes, reviewed_at = now()
+    where id = p_proposal_id
+    returning * into v_row;
+    perform public.write_audit_event(v_org, 'proposal.rejected', auth.uid(), 'proposal', v_row.id, '{}');
+    return to_jsonb(v_row);
+end;
+$$;

@@ -12,13 +12,14 @@ use uuid::Uuid;
 use crate::auth::{Caller, NotAllowed};
 use crate::clients::gemini::GeminiCallError;
 use crate::clients::supabase::{
-    AuditEventRow, ItemEmbedding, ProposalRow, RequestRow, SupabaseCallError, SupabaseClient,
+    AuditEventRow, Breach, ItemEmbedding, ProposalRow, Refusal, RequestRow, SupabaseCallError,
+    SupabaseClient, SupabaseError,
 };
 use crate::domain::{
     AuditEvent, AuditFilter, PageCursor, Proposal, ProposalDraft, ProposalStatus, ProposalType,
     Request, RequestFilter, ReviewDecision, Role, TaskType,
 };
-use crate::resilience::Deadline;
+use crate::resilience::{CallError, Deadline};
 use crate::services::embeddings::{EmbeddingError, EmbeddingService, catalog_item_text};
 use crate::services::enrichment::{
     Enrichment, EnrichmentError, EnrichmentRequest, EnrichmentService,
@@ -221,6 +222,16 @@ impl ProcurementService {
         let reviewed = self
             .memberships
             .heed_refusal(caller.user_id, reviewed)
+            .await;
+        let reviewed = self
+            .unless_other_orgs(
+                caller,
+                reviewed,
+                "request",
+                id,
+                "Cannot review request from different organization",
+                deadline,
+            )
             .await?;
         Ok((
             reviewed.request.into(),
@@ -387,7 +398,17 @@ impl ProcurementService {
             .supabase
             .reject_proposal(&caller.access_token, id, review_notes, deadline)
             .await;
-        let row = self.memberships.heed_refusal(caller.user_id, row).await?;
+        let row = self.memberships.heed_refusal(caller.user_id, row).await;
+        let row = self
+            .unless_other_orgs(
+                caller,
+                row,
+                "proposal",
+                id,
+                "Cannot reject proposal from different organization",
+                deadline,
+            )
+            .await?;
         Ok(row.into())
     }
 
@@ -464,6 +485,51 @@ impl ProcurementService {
             )
             .await?;
         page_of(rows, limit, |row| (row.created_at.as_str(), row.id))
+    }
+
+    /// A workflow function's outcome, except that its "not found" for a row
+    /// another org has is `other_org` (the original's 403). Through
+    /// PostgREST the two answer alike, so nobody probes ids there; the
+    /// server tells them apart with the service key. A "not found" about
+    /// something else (a proposal's item) stays as it is.
+    async fn unless_other_orgs<T>(
+        &self,
+        caller: &Caller,
+        outcome: Result<T, SupabaseCallError>,
+        kind: &'static str,
+        id: Uuid,
+        other_org: &str,
+        deadline: Deadline,
+    ) -> Result<T, ProcurementError> {
+        let Err(CallError::Upstream(SupabaseError::Refused {
+            reason: Refusal::Rule(Breach::NotFound),
+            ..
+        })) = &outcome
+        else {
+            return Ok(outcome?);
+        };
+        let token = &caller.access_token;
+        let ours = match kind {
+            "request" => self
+                .supabase
+                .get_request(token, id, deadline)
+                .await?
+                .is_some(),
+            _ => self
+                .supabase
+                .get_proposal(token, id, deadline)
+                .await?
+                .is_some(),
+        };
+        if !ours
+            && self
+                .supabase
+                .procurement_row_exists(kind, id, deadline)
+                .await?
+        {
+            return Err(ProcurementError::OtherOrg(other_org.to_owned()));
+        }
+        Ok(outcome?)
     }
 
     /// `row` (of org `org`) if it is the caller's org's; 403 for another

@@ -534,3 +534,87 @@ fn old_rows_that_break_a_rule_never_stop_the_upgrade_and_are_named_until_fixed()
     assert!(!log.contains("break catalogai_"), "{log}");
     assert_eq!(db(unvalidated), "");
 }
+
+#[tokio::test]
+async fn another_orgs_request_or_proposal_answers_as_unknown_through_postgrest() {
+    let owner = create_tenant().await;
+    let stranger = create_tenant().await;
+    let (status, request) = rest(
+        Method::POST,
+        "rpc/create_request",
+        Some(&owner.requester.token),
+        &json!({ "p_search_query": "standing desk", "p_search_results": [] }),
+    )
+    .await;
+    assert_eq!(status, 200, "{request}");
+    let (status, created) = rest(
+        Method::POST,
+        "rpc/create_proposal",
+        Some(&owner.reviewer.token),
+        &json!({ "p_proposal": proposal("item_name", json!("Desk")) }),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    for (function, id, args) in [
+        (
+            "review_request",
+            &request["id"],
+            json!({ "p_status": "rejected" }),
+        ),
+        ("reject_proposal", &created["id"], json!({})),
+    ] {
+        let key = if function == "review_request" {
+            "p_request_id"
+        } else {
+            "p_proposal_id"
+        };
+        let mut theirs = args.clone();
+        theirs[key] = id.clone();
+        let mut unknown = args;
+        unknown[key] = json!(Uuid::new_v4());
+        let (_, answer_for_theirs) = rest(
+            Method::POST,
+            &format!("rpc/{function}"),
+            Some(&stranger.reviewer.token),
+            &theirs,
+        )
+        .await;
+        let (_, answer_for_unknown) = rest(
+            Method::POST,
+            &format!("rpc/{function}"),
+            Some(&stranger.reviewer.token),
+            &unknown,
+        )
+        .await;
+        assert_eq!(
+            answer_for_theirs["code"], "CA404",
+            "{function}: {answer_for_theirs}"
+        );
+        assert_eq!(
+            answer_for_unknown["code"], "CA404",
+            "{function}: {answer_for_unknown}"
+        );
+    }
+    // Untouched, and the API still says whose it is.
+    assert_eq!(
+        sql(&format!(
+            "select status from requests where id = '{}'",
+            request["id"].as_str().unwrap()
+        )),
+        "pending"
+    );
+    let app = spawn_app().await;
+    let response = app
+        .post_json(
+            &format!("/api/proposals/{}/reject", created["id"].as_str().unwrap()),
+            Some(&stranger.reviewer.token),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(response.status(), 403);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["error"]["message"],
+        "Cannot reject proposal from different organization"
+    );
+}
