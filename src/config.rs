@@ -118,7 +118,8 @@ pub struct SupabaseSettings {
 /// (a project moving from one to the other).
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
-    /// The legacy JWT secret (`SUPABASE_JWT_SECRET`), for HS256 tokens.
+    /// The legacy JWT secret (`SUPABASE_JWT_SECRET`), for HS256 tokens;
+    /// none when `SUPABASE_JWT_HS256=false`.
     pub jwt_secret: Option<Secret>,
     /// Where the signing keys are published (`SUPABASE_JWKS_URL`, default
     /// `SUPABASE_URL/auth/v1/.well-known/jwks.json`); `None` when set to `off`.
@@ -546,7 +547,12 @@ impl Reader<'_> {
     /// the legacy secret, and then that must be set.
     fn auth(&mut self, project: &Url) -> AuthSettings {
         let base = project.as_str().trim_end_matches('/');
-        let jwt_secret = self.raw("SUPABASE_JWT_SECRET").map(Secret::new);
+        // Off once a project has revoked its legacy secret, while the
+        // variable stays set for other tools that read it.
+        let jwt_secret = self
+            .parse_or("SUPABASE_JWT_HS256", true)
+            .then(|| self.raw("SUPABASE_JWT_SECRET").map(Secret::new))
+            .flatten();
         let jwks_url = match self.raw("SUPABASE_JWKS_URL") {
             Some(off) if off.eq_ignore_ascii_case("off") => None,
             Some(url) => self.key_set_url("SUPABASE_JWKS_URL", &url),
@@ -557,7 +563,7 @@ impl Reader<'_> {
         };
         if jwks_url.is_none() && jwt_secret.is_none() {
             self.problems.push(
-                "SUPABASE_JWT_SECRET: required when SUPABASE_JWKS_URL is off: no way to verify access tokens"
+                "SUPABASE_JWT_SECRET: required (and SUPABASE_JWT_HS256 not false) when SUPABASE_JWKS_URL is off: no way to verify access tokens"
                     .to_owned(),
             );
         }
@@ -770,6 +776,23 @@ mod tests {
             s.supabase.rest_url.as_str(),
             "https://project.supabase.co/rest/v1"
         );
+    }
+
+    #[test]
+    fn hs256_can_be_turned_off_while_the_secret_stays_set() {
+        let s = Settings::from_vars(minimal()).unwrap();
+        assert!(s.supabase.auth.jwt_secret.is_some());
+        let mut vars = minimal();
+        vars.push(("SUPABASE_JWT_HS256", "false"));
+        let s = Settings::from_vars(vars).unwrap();
+        assert!(s.supabase.auth.jwt_secret.is_none());
+        let mut vars = minimal();
+        vars.extend([
+            ("SUPABASE_JWT_HS256", "false"),
+            ("SUPABASE_JWKS_URL", "off"),
+        ]);
+        let err = Settings::from_vars(vars).unwrap_err().to_string();
+        assert!(err.contains("no way to verify access tokens"), "{err}");
     }
 
     #[test]

@@ -268,7 +268,10 @@ async fn token_verifier(settings: &Settings) -> Result<TokenVerifier, StartupErr
                 Err(e) => Some(could_not_fetch(&e)),
             };
             match (problem, &auth.jwt_secret) {
-                (None, _) => {}
+                (None, None) => {}
+                (None, Some(_)) => {
+                    tracing::warn!(%url, "the project has signing keys and SUPABASE_JWT_SECRET is set too: HS256 tokens signed with the legacy secret are still accepted; once the project has revoked it, set SUPABASE_JWT_HS256=false");
+                }
                 (Some(reason), Some(_)) => {
                     tracing::warn!(%url, %reason, "signing keys unavailable at start-up: verifying with SUPABASE_JWT_SECRET alone until they can be fetched");
                 }

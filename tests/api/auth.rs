@@ -5,7 +5,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{create_tenant, mint_token, sign_token, spawn_app, unix_now, user_token};
+use crate::helpers::{
+    create_tenant, mint_token, sign_token, spawn_app, spawn_app_with, unix_now, user_token,
+};
 
 const ENRICH: &str = "/api/products/enrich";
 
@@ -143,6 +145,20 @@ async fn a_token_just_past_exp_is_accepted_within_the_clock_skew_leeway() {
     let tenant = create_tenant().await;
     let token = mint_token(&claims(tenant.admin.id, unix_now() - 5));
     let response = app.get_as("/api/auth/verify", &token).await;
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn with_hs256_off_a_token_signed_with_the_legacy_secret_is_refused_though_it_is_set() {
+    let app = spawn_app_with(|env| {
+        env.insert("SUPABASE_JWT_HS256".into(), "false".into());
+    })
+    .await;
+    let tenant = create_tenant().await;
+    let legacy = mint_token(&claims(tenant.admin.id, unix_now() + 600));
+    assert_unauthorized(app.get_as("/api/auth/verify", &legacy).await).await;
+    // The signing keys still verify.
+    let response = app.get_as("/api/auth/verify", &tenant.admin.token).await;
     assert_eq!(response.status(), 200);
 }
 
