@@ -327,3 +327,26 @@ async fn a_statement_past_its_roles_timeout_is_a_504_not_an_outage() {
     let response = app.get_as("/api/requests", &tenant.requester.token).await;
     assert_eq!(response.status(), 200);
 }
+
+#[test]
+fn migrate_refuses_a_database_that_ran_a_migration_this_checkout_lacks() {
+    let project = FreshProject::create("today");
+    migrate(&project.url).unwrap();
+    psql(
+        &project.url,
+        &[
+            "-c",
+            "insert into catalogai_meta.schema_migrations (version, checksum) \
+                 values ('migrations/0099_from_a_newer_checkout', 'x')",
+        ],
+    )
+    .unwrap();
+    let refused = migrate(&project.url).unwrap_err();
+    assert!(
+        refused.contains(
+            "ran migrations/0099_from_a_newer_checkout, which this checkout does not have"
+        ),
+        "{refused}"
+    );
+    assert!(!refused.contains("applying migrations/"), "{refused}");
+}
