@@ -359,6 +359,9 @@ impl From<SupabaseCallError> for ApiError {
             CallError::Upstream(SupabaseError::Decode(detail)) => {
                 Self::Internal(format!("undecodable PostgREST answer: {detail}"))
             }
+            CallError::Upstream(e @ SupabaseError::TooLarge { .. }) => {
+                Self::Internal(e.to_string())
+            }
             CallError::Upstream(
                 e @ (SupabaseError::Transport { .. } | SupabaseError::Unavailable { .. }),
             ) => Self::Database(e.to_string()),

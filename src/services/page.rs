@@ -27,15 +27,17 @@ pub fn rows_to_ask(limit: usize) -> usize {
 }
 
 /// `rows` (fetched with [`rows_to_ask`]) as a page of `limit`; `key` gives
-/// a row's `created_at` and id. `None` when a row's `created_at` cannot be
-/// read as a time (the database answered something that cannot be right).
+/// a row's `created_at` and id. `cut_short`: the rows stop early because of
+/// their weight, and more follow. `None` when a row's `created_at` cannot
+/// be read as a time (the database answered something that cannot be right).
 pub fn paged<R, T: From<R>>(
     mut rows: Vec<R>,
     limit: usize,
+    cut_short: bool,
     key: impl Fn(&R) -> (&str, Uuid),
 ) -> Option<Page<T>> {
     let ask = rows_to_ask(limit);
-    let more = rows.len() > limit || (ask == limit && rows.len() == limit);
+    let more = cut_short || rows.len() > limit || (ask == limit && rows.len() == limit);
     let next_cursor = if more {
         rows.truncate(limit);
         match rows.last() {

@@ -12,8 +12,8 @@ use uuid::Uuid;
 use crate::auth::{Caller, NotAllowed};
 use crate::clients::gemini::GeminiCallError;
 use crate::clients::supabase::{
-    AuditEventRow, Breach, ItemEmbedding, ProposalRow, Refusal, RequestRow, SupabaseCallError,
-    SupabaseClient, SupabaseError,
+    AuditEventRow, Breach, ItemEmbedding, PageRows, ProposalRow, Refusal, RequestRow,
+    SupabaseCallError, SupabaseClient, SupabaseError,
 };
 use crate::domain::{
     AuditEvent, AuditFilter, PageCursor, Proposal, ProposalDraft, ProposalStatus, ProposalType,
@@ -572,11 +572,11 @@ impl ProcurementService {
 /// Rows as a page; a row whose `created_at` is not a time is the
 /// database answering something that cannot be right.
 fn page_of<R, T: From<R>>(
-    rows: Vec<R>,
+    rows: PageRows<R>,
     limit: usize,
     key: impl Fn(&R) -> (&str, Uuid),
 ) -> Result<Page<T>, ProcurementError> {
-    paged(rows, limit, key).ok_or(ProcurementError::Inconsistent(
+    paged(rows.rows, limit, rows.cut_short, key).ok_or(ProcurementError::Inconsistent(
         "created_at is not a timestamp",
     ))
 }

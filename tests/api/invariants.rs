@@ -618,3 +618,54 @@ async fn another_orgs_request_or_proposal_answers_as_unknown_through_postgrest()
         "Cannot reject proposal from different organization"
     );
 }
+
+#[tokio::test]
+async fn a_list_of_the_largest_rows_the_database_allows_pages_within_the_answer_bound() {
+    let app = spawn_app().await;
+    let tenant = create_tenant().await;
+    // 80 requests of about 500 kB each (the search results' bound is
+    // 512 KiB): 40 MB in all. Read 25 to an answer, a page stops adding
+    // answers once it weighs 16 MiB.
+    sql(&format!(
+        "insert into requests (org_id, created_by, search_query, search_results)
+         select '{org}', '{user}', 'large request ' || i,
+                (select jsonb_agg(jsonb_build_object('name', repeat('n', 1000), 'description', repeat('d', 4000)))
+                 from generate_series(1, 100))
+         from generate_series(1, 80) i",
+        org = tenant.org_id,
+        user = tenant.requester.id
+    ));
+    let mut seen = std::collections::HashSet::new();
+    let mut pages = 0;
+    let mut path = "/api/requests?limit=1000".to_owned();
+    loop {
+        let response = app.get_as(&path, &tenant.requester.token).await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        pages += 1;
+        let requests = body["requests"].as_array().unwrap();
+        assert!(
+            requests.len() <= 50,
+            "a page of {} large requests",
+            requests.len()
+        );
+        for request in requests {
+            assert!(
+                seen.insert(request["id"].as_str().unwrap().to_owned()),
+                "a request came twice"
+            );
+        }
+        match body["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/api/requests?limit=1000&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 80);
+    assert!(pages >= 2, "one page held all 40 MB");
+    // The database breaker never saw a failure.
+    let readiness: Value = app.get("/api/readiness").await.json().await.unwrap();
+    assert_eq!(
+        readiness["circuit_breakers"]["database"], "closed",
+        "{readiness}"
+    );
+}

@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{SupabaseCallError, SupabaseClient};
+use super::{PageRows, SupabaseCallError, SupabaseClient};
 use crate::domain::{ItemDraft, ItemStatus, PageCursor, PricingType};
 use crate::resilience::Deadline;
 
@@ -116,6 +116,12 @@ pub(super) fn rpc_params(params: Value) -> Value {
     }
 }
 
+/// Items per PostgREST answer when listing: an item holds at most about
+/// 120 kB (a 10,000-character description, a 2,048-character URL, 64 KiB of
+/// metadata; 0020), so a chunk of the largest stays under 16 MiB, half of
+/// [`super::MAX_ANSWER_BYTES`]. A 1,000-item page is ten answers.
+const ITEMS_PER_ANSWER: usize = 100;
+
 /// pgvector's text form, `[0.1,0.2,...]`, which PostgREST casts to `vector`.
 pub(super) fn vector_literal(values: &[f32]) -> String {
     let mut text = String::with_capacity(values.len() * 12 + 2);
@@ -160,7 +166,8 @@ impl SupabaseClient {
             .await
     }
 
-    /// A page of the org's items, newest first, after `after` when given.
+    /// A page of the org's items, newest first, after `after` when given,
+    /// read [`ITEMS_PER_ANSWER`] at a time.
     ///
     /// # Errors
     /// [`SupabaseCallError`] when the call fails after retries.
@@ -172,15 +179,20 @@ impl SupabaseClient {
         limit: usize,
         after: Option<&PageCursor>,
         deadline: Deadline,
-    ) -> Result<Vec<ItemRow>, SupabaseCallError> {
-        self.policy
-            .call(deadline, || {
+    ) -> Result<PageRows<ItemRow>, SupabaseCallError> {
+        self.list_page(
+            limit,
+            after,
+            ITEMS_PER_ANSWER,
+            deadline,
+            |row: &ItemRow| (row.created_at.as_str(), row.id),
+            |ask, after| {
                 let mut request = self
                     .user_request("catalog_items", token)
                     .select("*")
                     .eq("org_id", org_id.to_string())
                     .order("created_at.desc,id.desc")
-                    .limit(limit);
+                    .limit(ask);
                 if let Some(status) = status {
                     request = request.eq("status", status.as_str());
                 }
@@ -192,9 +204,10 @@ impl SupabaseClient {
                         id = key.id
                     ));
                 }
-                self.execute(request)
-            })
-            .await
+                request
+            },
+        )
+        .await
     }
 
     /// The item, if the caller may read it.

@@ -61,6 +61,13 @@ pub enum SupabaseError {
     /// A 2xx answer whose body is not what we asked for.
     #[error("{0}")]
     Decode(String),
+    /// An answer past the bound we read: that request's rows are too large,
+    /// the database is not failing.
+    #[error("PostgREST answer over {limit} bytes")]
+    TooLarge {
+        /// The bound, in bytes.
+        limit: usize,
+    },
 }
 
 /// Why PostgREST refused a request.
@@ -248,6 +255,15 @@ mod tests {
     #[test]
     fn an_undecodable_answer_is_neither_retried_nor_held_against_the_database() {
         let error = SupabaseError::Decode("number out of range".to_owned());
+        assert!(!error.is_retryable());
+        assert!(!error.is_dependency_failure());
+        let api: crate::error::ApiError = CallError::Upstream(error).into();
+        assert_eq!(api.status().as_u16(), 500);
+    }
+
+    #[test]
+    fn an_answer_past_the_bound_is_neither_retried_nor_held_against_the_database() {
+        let error = SupabaseError::TooLarge { limit: 10 };
         assert!(!error.is_retryable());
         assert!(!error.is_dependency_failure());
         let api: crate::error::ApiError = CallError::Upstream(error).into();

@@ -25,8 +25,8 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::config::{ApiKey, ApiKeyKind, SupabaseSettings};
-use crate::domain::Role;
-use crate::resilience::{BreakerState, Deadline, Dependency};
+use crate::domain::{PageCursor, Role};
+use crate::resilience::{BreakerState, CallError, Deadline, Dependency};
 
 /// A handle to the project's PostgREST API; cheap to clone.
 #[derive(Clone)]
@@ -196,6 +196,68 @@ impl SupabaseClient {
         &self,
         request: postgrest::Builder,
     ) -> Result<T, SupabaseError> {
+        Ok(self.execute_sized(request).await?.0)
+    }
+
+    /// Up to `limit` rows of a newest-first list after `after`, read in
+    /// answers of at most `chunk` rows (`build` makes the request for a
+    /// count and a cursor), so no answer outgrows [`MAX_ANSWER_BYTES`]
+    /// whatever the rows hold. The page stops early, `cut_short`, once
+    /// what it read weighs [`PAGE_BYTES`].
+    pub(crate) async fn list_page<T: DeserializeOwned>(
+        &self,
+        limit: usize,
+        after: Option<&PageCursor>,
+        chunk: usize,
+        deadline: Deadline,
+        key: impl Fn(&T) -> (&str, Uuid),
+        build: impl Fn(usize, Option<&PageCursor>) -> postgrest::Builder,
+    ) -> Result<PageRows<T>, SupabaseCallError> {
+        let mut rows = Vec::new();
+        let mut bytes = 0;
+        let mut cursor = after.copied();
+        while rows.len() < limit {
+            let ask = chunk.min(limit - rows.len());
+            let (mut answer, size): (Vec<T>, usize) = self
+                .policy
+                .call(deadline, || self.execute_sized(build(ask, cursor.as_ref())))
+                .await?;
+            bytes += size;
+            let full = answer.len() == ask;
+            let next = answer.last().map(|last| {
+                let (created_at, id) = key(last);
+                PageCursor::after(created_at, id)
+            });
+            rows.append(&mut answer);
+            if !full || rows.len() >= limit {
+                break;
+            }
+            if bytes >= PAGE_BYTES {
+                return Ok(PageRows {
+                    rows,
+                    cut_short: true,
+                });
+            }
+            cursor = match next.flatten() {
+                Some(next) => Some(next),
+                None => {
+                    return Err(CallError::Upstream(SupabaseError::Decode(
+                        "a row's created_at is not a timestamp".to_owned(),
+                    )));
+                }
+            };
+        }
+        Ok(PageRows {
+            rows,
+            cut_short: false,
+        })
+    }
+
+    /// [`Self::execute`], with the answer's size in bytes.
+    async fn execute_sized<T: DeserializeOwned>(
+        &self,
+        request: postgrest::Builder,
+    ) -> Result<(T, usize), SupabaseError> {
         let response = request
             .build()
             .timeout(self.timeout)
@@ -206,10 +268,32 @@ impl SupabaseClient {
         let failed = !(200..300).contains(&status);
         // Named only for a failure's log line (text() consumes the response).
         let statement = failed.then(|| statement_name(response.url().path()));
-        let body = response
-            .text()
+        // Read up to the bound, never further (the response is postgrest's
+        // own reqwest's, so it is read here rather than in a helper).
+        let too_large = || SupabaseError::TooLarge {
+            limit: MAX_ANSWER_BYTES,
+        };
+        if response
+            .content_length()
+            .is_some_and(|length| length > MAX_ANSWER_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let mut response = response;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| SupabaseError::transport(e.is_timeout(), &e))?;
+            .map_err(|e| SupabaseError::transport(e.is_timeout(), &e))?
+        {
+            if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let body = String::from_utf8(bytes).map_err(|_| {
+            SupabaseError::Decode("PostgREST answered with a body that is not UTF-8".to_owned())
+        })?;
         if failed {
             let error = SupabaseError::from_response(status, &body);
             if let SupabaseError::StatementTimeout { answer } = &error {
@@ -221,9 +305,30 @@ impl SupabaseClient {
             }
             return Err(error);
         }
-        serde_json::from_str(&body)
-            .map_err(|e| SupabaseError::Decode(format!("unexpected PostgREST body: {e}")))
+        let decoded = serde_json::from_str(&body)
+            .map_err(|e| SupabaseError::Decode(format!("unexpected PostgREST body: {e}")))?;
+        Ok((decoded, body.len()))
     }
+}
+
+/// Most bytes one PostgREST answer may have. Past it the answer is an error
+/// for that request alone (never a breaker failure) instead of a buffer as
+/// large as whatever the rows hold; list pages are read in chunks sized to
+/// stay well under it.
+pub const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
+
+/// What a list page may weigh before it ends early with a cursor: a page of
+/// ordinary rows (a few kB each) never comes near it.
+pub const PAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// The rows read for one page of a list.
+#[derive(Debug)]
+pub(crate) struct PageRows<T> {
+    /// Newest first.
+    pub rows: Vec<T>,
+    /// The page ended before the rows asked for because it weighed
+    /// [`PAGE_BYTES`]: more rows follow.
+    pub cut_short: bool,
 }
 
 /// `catalog_items` or `rpc/search_catalog_items`: what a slow statement's

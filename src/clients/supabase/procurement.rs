@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::catalog::{rpc_params, timestamp, vector_literal};
-use super::{ItemEmbedding, SupabaseCallError, SupabaseClient};
+use super::{ItemEmbedding, PageRows, SupabaseCallError, SupabaseClient};
 use crate::domain::{
     AuditFilter, PageCursor, PricingType, ProposalStatus, ProposalType, RequestFilter,
     RequestStatus,
@@ -132,6 +132,16 @@ fn merge_function(kind: ProposalType) -> &'static str {
 }
 
 /// Newest first, after `after`: the keyset filter every list shares.
+/// Rows per PostgREST answer when listing, from the largest row the
+/// database allows (0020): a request carries up to 512 KiB of search
+/// results and 5,000-character notes (about 560 kB), a proposal an item's
+/// fields, 64 KiB of metadata and notes (about 160 kB), an audit event up
+/// to 64 KiB of metadata. A chunk of the largest rows stays under 16 MiB,
+/// half of [`super::MAX_ANSWER_BYTES`].
+const REQUESTS_PER_ANSWER: usize = 25;
+const PROPOSALS_PER_ANSWER: usize = 100;
+const AUDIT_EVENTS_PER_ANSWER: usize = 200;
+
 fn page(
     mut request: postgrest::Builder,
     limit: usize,
@@ -180,9 +190,14 @@ impl SupabaseClient {
         limit: usize,
         after: Option<&PageCursor>,
         deadline: Deadline,
-    ) -> Result<Vec<RequestRow>, SupabaseCallError> {
-        self.policy
-            .call(deadline, || {
+    ) -> Result<PageRows<RequestRow>, SupabaseCallError> {
+        self.list_page(
+            limit,
+            after,
+            REQUESTS_PER_ANSWER,
+            deadline,
+            |row: &RequestRow| (row.created_at.as_str(), row.id),
+            |ask, after| {
                 let mut request = self
                     .user_request("requests", token)
                     .select("*")
@@ -193,9 +208,10 @@ impl SupabaseClient {
                 if let Some(user) = filter.created_by {
                     request = request.eq("created_by", user.to_string());
                 }
-                self.execute(page(request, limit, after))
-            })
-            .await
+                page(request, ask, after)
+            },
+        )
+        .await
     }
 
     /// The request, if the caller may read it.
@@ -274,9 +290,14 @@ impl SupabaseClient {
         limit: usize,
         after: Option<&PageCursor>,
         deadline: Deadline,
-    ) -> Result<Vec<ProposalRow>, SupabaseCallError> {
-        self.policy
-            .call(deadline, || {
+    ) -> Result<PageRows<ProposalRow>, SupabaseCallError> {
+        self.list_page(
+            limit,
+            after,
+            PROPOSALS_PER_ANSWER,
+            deadline,
+            |row: &ProposalRow| (row.created_at.as_str(), row.id),
+            |ask, after| {
                 let mut request = self
                     .user_request("proposals", token)
                     .select("*")
@@ -284,9 +305,10 @@ impl SupabaseClient {
                 if let Some(status) = status {
                     request = request.eq("status", status.as_str());
                 }
-                self.execute(page(request, limit, after))
-            })
-            .await
+                page(request, ask, after)
+            },
+        )
+        .await
     }
 
     /// The proposal, if the caller may read it.
@@ -373,9 +395,14 @@ impl SupabaseClient {
         limit: usize,
         after: Option<&PageCursor>,
         deadline: Deadline,
-    ) -> Result<Vec<AuditEventRow>, SupabaseCallError> {
-        self.policy
-            .call(deadline, || {
+    ) -> Result<PageRows<AuditEventRow>, SupabaseCallError> {
+        self.list_page(
+            limit,
+            after,
+            AUDIT_EVENTS_PER_ANSWER,
+            deadline,
+            |row: &AuditEventRow| (row.created_at.as_str(), row.id),
+            |ask, after| {
                 let mut request = self
                     .user_request("audit_events", token)
                     .select("*")
@@ -389,8 +416,9 @@ impl SupabaseClient {
                 if let Some(resource_id) = filter.resource_id {
                     request = request.eq("resource_id", resource_id.to_string());
                 }
-                self.execute(page(request, limit, after))
-            })
-            .await
+                page(request, ask, after)
+            },
+        )
+        .await
     }
 }
