@@ -624,7 +624,7 @@ async fn a_list_of_the_largest_rows_the_database_allows_pages_within_the_answer_
     let app = spawn_app().await;
     let tenant = create_tenant().await;
     // 80 requests of about 500 kB each (the search results' bound is
-    // 512 KiB): 40 MB in all. Read 25 to an answer, a page stops adding
+    // 512 KiB): 40 MB in all. Read 50 to an answer, a page stops adding
     // answers once it weighs 16 MiB.
     sql(&format!(
         "insert into requests (org_id, created_by, search_query, search_results)

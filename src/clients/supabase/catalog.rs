@@ -118,9 +118,9 @@ pub(super) fn rpc_params(params: Value) -> Value {
 
 /// Items per PostgREST answer when listing: an item holds at most about
 /// 120 kB (a 10,000-character description, a 2,048-character URL, 64 KiB of
-/// metadata; 0020), so a chunk of the largest stays under 16 MiB, half of
-/// [`super::MAX_ANSWER_BYTES`]. A 1,000-item page is ten answers.
-const ITEMS_PER_ANSWER: usize = 100;
+/// metadata; 0020), so a chunk of the largest stays under 32 MiB, half of
+/// [`super::MAX_ANSWER_BYTES`]. A 1,000-item page is four answers.
+const ITEMS_PER_ANSWER: usize = 250;
 
 /// pgvector's text form, `[0.1,0.2,...]`, which PostgREST casts to `vector`.
 pub(super) fn vector_literal(values: &[f32]) -> String {

@@ -315,7 +315,7 @@ impl SupabaseClient {
 /// for that request alone (never a breaker failure) instead of a buffer as
 /// large as whatever the rows hold; list pages are read in chunks sized to
 /// stay well under it.
-pub const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 
 /// What a list page may weigh before it ends early with a cursor: a page of
 /// ordinary rows (a few kB each) never comes near it.

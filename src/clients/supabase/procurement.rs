@@ -136,11 +136,11 @@ fn merge_function(kind: ProposalType) -> &'static str {
 /// database allows (0020): a request carries up to 512 KiB of search
 /// results and 5,000-character notes (about 560 kB), a proposal an item's
 /// fields, 64 KiB of metadata and notes (about 160 kB), an audit event up
-/// to 64 KiB of metadata. A chunk of the largest rows stays under 16 MiB,
+/// to 64 KiB of metadata. A chunk of the largest rows stays under 32 MiB,
 /// half of [`super::MAX_ANSWER_BYTES`].
-const REQUESTS_PER_ANSWER: usize = 25;
-const PROPOSALS_PER_ANSWER: usize = 100;
-const AUDIT_EVENTS_PER_ANSWER: usize = 200;
+const REQUESTS_PER_ANSWER: usize = 50;
+const PROPOSALS_PER_ANSWER: usize = 200;
+const AUDIT_EVENTS_PER_ANSWER: usize = 400;
 
 fn page(
     mut request: postgrest::Builder,
