@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::{TestApp, poll_until, public_key, rest, spawn_app_with, sql, user_token};
-use crate::platform::{migrate, psql, stack_secret};
-use crate::takeover::{RestServer, original_deployment};
+use crate::platform::{migrate, psql};
+use crate::takeover::{RestServer, original_deployment, through_rest_server};
 
 const ORIGINAL_ORG: &str = "0e000000-0000-4000-8000-000000000001";
 const ORIGINAL_ADMIN: &str = "0e000000-0000-4000-8000-0000000000a1";
@@ -19,15 +19,7 @@ const NEW_MODEL: &str = "models/gemini-embedding-001";
 async fn replica(rest_url: &str) -> TestApp {
     let url = rest_url.to_owned();
     spawn_app_with(move |vars| {
-        for name in ["SUPABASE_PUBLISHABLE_KEY", "SUPABASE_SECRET_KEY"] {
-            vars.remove(name);
-        }
-        vars.insert("POSTGREST_URL".into(), url);
-        vars.insert("SUPABASE_KEY".into(), stack_secret("legacy_anon_key"));
-        vars.insert(
-            "SUPABASE_SERVICE_ROLE_KEY".into(),
-            stack_secret("legacy_service_role_key"),
-        );
+        through_rest_server(vars, &url);
         vars.insert("EMBEDDING_BACKFILL".into(), "true".into());
     })
     .await

@@ -16,6 +16,20 @@ fn assert_check_violation(status: u16, body: &Value, what: &str) {
     assert_eq!(body["code"], "23514", "{what}: {body}");
 }
 
+/// A pending ADD_ITEM proposal filed through PostgREST by the reviewer
+/// holding `token`, as the database answers it.
+async fn pending_proposal(token: &str, fields: Value) -> Value {
+    let (status, created) = rest(
+        Method::POST,
+        "rpc/create_proposal",
+        Some(token),
+        &json!({ "p_proposal": fields }),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    created
+}
+
 /// An item proposal's fields with one field overridden.
 fn proposal(field: &str, value: Value) -> Value {
     let mut fields = json!({ "proposal_type": "ADD_ITEM", "item_name": "Desk lamp" });
@@ -342,14 +356,8 @@ async fn direct_item_and_membership_changes_are_audited_with_their_actor() {
 async fn a_reviewer_cannot_choose_the_vector_a_merge_stores() {
     let tenant = create_tenant().await;
     let reviewer = &tenant.reviewer.token;
-    let (status, created) = rest(
-        Method::POST,
-        "rpc/create_proposal",
-        Some(reviewer),
-        &json!({ "p_proposal": proposal("item_description", json!("Ranks first")) }),
-    )
-    .await;
-    assert_eq!(status, 200, "{created}");
+    let created =
+        pending_proposal(reviewer, proposal("item_description", json!("Ranks first"))).await;
     let vector = format!("[{}]", vec!["0.036"; 768].join(","));
     let (status, merged) = rest(
         Method::POST,
@@ -369,14 +377,7 @@ async fn a_reviewer_cannot_choose_the_vector_a_merge_stores() {
     );
 
     // Naming another reviewer is refused; so is the merge's inner function.
-    let (status, other) = rest(
-        Method::POST,
-        "rpc/create_proposal",
-        Some(reviewer),
-        &json!({ "p_proposal": proposal("item_name", json!("Second lamp")) }),
-    )
-    .await;
-    assert_eq!(status, 200, "{other}");
+    let other = pending_proposal(reviewer, proposal("item_name", json!("Second lamp"))).await;
     let (status, body) = rest(
         Method::POST,
         "rpc/merge_add_item_proposal",
@@ -426,14 +427,11 @@ async fn a_reviewer_cannot_choose_the_vector_a_merge_stores() {
 async fn the_server_approves_with_a_vector_it_made() {
     let app = spawn_app().await;
     let tenant = create_tenant().await;
-    let (status, created) = rest(
-        Method::POST,
-        "rpc/create_proposal",
-        Some(&tenant.reviewer.token),
-        &json!({ "p_proposal": proposal("item_category", json!("Lighting")) }),
+    let created = pending_proposal(
+        &tenant.reviewer.token,
+        proposal("item_category", json!("Lighting")),
     )
     .await;
-    assert_eq!(status, 200, "{created}");
     let id = created["id"].as_str().unwrap();
     let response = app
         .post_json(
@@ -547,14 +545,8 @@ async fn another_orgs_request_or_proposal_answers_as_unknown_through_postgrest()
     )
     .await;
     assert_eq!(status, 200, "{request}");
-    let (status, created) = rest(
-        Method::POST,
-        "rpc/create_proposal",
-        Some(&owner.reviewer.token),
-        &json!({ "p_proposal": proposal("item_name", json!("Desk")) }),
-    )
-    .await;
-    assert_eq!(status, 200, "{created}");
+    let created =
+        pending_proposal(&owner.reviewer.token, proposal("item_name", json!("Desk"))).await;
     for (function, id, args) in [
         (
             "review_request",

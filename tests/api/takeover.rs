@@ -204,6 +204,21 @@ pub(crate) struct RestServer {
     child: std::process::Child,
 }
 
+/// Settings that point a server at a bare REST server at `url`, with the
+/// legacy keys: no gateway stands in front of it to turn the new-style keys
+/// into roles.
+pub(crate) fn through_rest_server(vars: &mut std::collections::HashMap<String, String>, url: &str) {
+    for name in ["SUPABASE_PUBLISHABLE_KEY", "SUPABASE_SECRET_KEY"] {
+        vars.remove(name);
+    }
+    vars.insert("POSTGREST_URL".into(), url.to_owned());
+    vars.insert("SUPABASE_KEY".into(), stack_secret("legacy_anon_key"));
+    vars.insert(
+        "SUPABASE_SERVICE_ROLE_KEY".into(),
+        stack_secret("legacy_service_role_key"),
+    );
+}
+
 impl RestServer {
     pub async fn start(database: &str) -> Self {
         let tools = std::env::var("CATALOGAI_TOOLS_DIR")
@@ -356,18 +371,7 @@ async fn the_originals_data_reads_and_works_through_the_api() {
     );
 
     let url = rest.url.clone();
-    let app = crate::helpers::spawn_app_with(move |vars| {
-        for name in ["SUPABASE_PUBLISHABLE_KEY", "SUPABASE_SECRET_KEY"] {
-            vars.remove(name);
-        }
-        vars.insert("POSTGREST_URL".into(), url);
-        vars.insert("SUPABASE_KEY".into(), stack_secret("legacy_anon_key"));
-        vars.insert(
-            "SUPABASE_SERVICE_ROLE_KEY".into(),
-            stack_secret("legacy_service_role_key"),
-        );
-    })
-    .await;
+    let app = crate::helpers::spawn_app_with(move |vars| through_rest_server(vars, &url)).await;
     let token = |id: &str| crate::helpers::user_token(id.parse().unwrap());
     let admin = token("0e000000-0000-4000-8000-0000000000a1");
     let reviewer = token("0e000000-0000-4000-8000-0000000000a3");
