@@ -1,11 +1,11 @@
 //! Catalog items: [`ItemDraft`], a new item that passed the original's
-//! create rules; [`CatalogItem`] and [`SearchHit`], items as services return
-//! them; and the values only items hold ([`ProductUrl`], [`Metadata`]).
+//! create rules; [`CatalogItem`] and [`SearchHit`], items as the database
+//! stores them and the API answers them; and the values only items hold ([`ProductUrl`], [`Metadata`]).
 
 use std::fmt;
 
-use serde::Deserialize;
 use serde::de::{Deserializer, Error as _};
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use utoipa::openapi::schema::{
@@ -15,7 +15,7 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 use uuid::Uuid;
 
-use super::{ItemStatus, Price, PricingType, Text};
+use super::{ItemStatus, Price, PricingType, Text, timestamp};
 
 /// An `http://` or `https://` URL of at most 2,048 characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,8 +223,12 @@ pub struct ItemDraft {
 /// holds (a 309-digit number, say) reads back.
 pub type StoredJson = Box<RawValue>;
 
-/// A catalog item.
-#[derive(Debug, Clone)]
+/// A catalog item, in the original service's shape.
+///
+/// One shape from end to end: a `catalog_items` row decodes into it and it
+/// is the answer's body (`ItemBody` in the OpenAPI document).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = ItemBody, description = "A catalog item, in the original service's shape.")]
 pub struct CatalogItem {
     pub id: Uuid,
     pub org_id: Uuid,
@@ -232,26 +236,40 @@ pub struct CatalogItem {
     pub description: Option<String>,
     pub category: Option<String>,
     pub status: ItemStatus,
+    #[serde(default)]
     pub replacement_item_id: Option<Uuid>,
     pub created_by: Uuid,
     /// ISO 8601 with exactly six fractional digits.
+    #[serde(deserialize_with = "timestamp::six_digits")]
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[serde(deserialize_with = "timestamp::six_digits")]
+    #[schema(format = DateTime)]
     pub updated_at: String,
     pub price: Option<f64>,
     pub pricing_type: Option<PricingType>,
     pub product_url: Option<String>,
     pub vendor: Option<String>,
     pub sku: Option<String>,
+    /// As stored, never re-parsed.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<StoredJson>,
 }
 
-/// An item found by semantic search.
-#[derive(Debug, Clone)]
+/// An item found by semantic search: a row of `search_catalog_items`, and
+/// the answer's entry (`SearchHitBody` in the OpenAPI document).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(
+    as = SearchHitBody,
+    description = "One search result, as the original's `search_catalog_items` returned it."
+)]
 pub struct SearchHit {
     pub item_id: Uuid,
     pub item_name: String,
     pub item_description: Option<String>,
     pub item_category: Option<String>,
+    #[schema(value_type = Option<Object>)]
     pub item_metadata: Option<StoredJson>,
     pub item_status: ItemStatus,
     pub similarity_score: f64,

@@ -2,7 +2,8 @@
 //! API: the enumerations (item status, pricing type, confidence, role, task
 //! type, the workflow's statuses and proposal types) each with its one list
 //! of values, the validated values requests are parsed into, and the items,
-//! requests, proposals and audit events services hand to routes.
+//! requests, proposals and audit events: each one type, decoded from its
+//! row and answered as the response body.
 //!
 //! Parse, don't validate: a request type made of these fields cannot hold a
 //! blank name, an overlong text or an unknown status, and each type states
@@ -15,6 +16,7 @@ mod list;
 mod number;
 mod procurement;
 mod text;
+mod timestamp;
 mod vocabulary;
 
 pub use cursor::PageCursor;

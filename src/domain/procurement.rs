@@ -1,33 +1,49 @@
 //! The procurement workflow's values: requests, proposals (and the draft a
-//! new one starts from) and audit events, as services hand them to routes.
+//! new one starts from) and audit events, each decoded from its row and
+//! answered as the response body.
 
-use serde_json::value::RawValue;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::item::StoredJson;
 use super::{
     Metadata, Price, PricingType, ProductUrl, ProposalStatus, ProposalType, RequestStatus,
+    timestamp,
 };
 
-/// A request for something the catalog lacks.
-#[derive(Debug, Clone)]
+/// A request for something the catalog lacks: a `requests` row, and the
+/// answer's body (`RequestBody` in the OpenAPI document).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = RequestBody, description = "A request, as stored.")]
 pub struct Request {
     pub id: Uuid,
     pub org_id: Uuid,
     pub created_by: Uuid,
     pub search_query: String,
-    /// The search results the requester saw, as stored.
-    pub search_results: Option<Box<RawValue>>,
+    // The search results the requester saw, as stored.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub search_results: Option<StoredJson>,
     pub justification: Option<String>,
     pub status: RequestStatus,
     pub reviewed_by: Option<Uuid>,
     pub review_notes: Option<String>,
+    #[serde(default, deserialize_with = "timestamp::six_digits_or_null")]
+    #[schema(format = DateTime)]
     pub reviewed_at: Option<String>,
+    #[serde(deserialize_with = "timestamp::six_digits")]
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[serde(deserialize_with = "timestamp::six_digits")]
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 
-/// A proposed change to the catalog.
-#[derive(Debug, Clone)]
+/// A proposed change to the catalog: a `proposals` row, and the answer's
+/// body (`ProposalBody` in the OpenAPI document).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = ProposalBody, description = "A proposal, as stored.")]
 pub struct Proposal {
     pub id: Uuid,
     pub org_id: Uuid,
@@ -37,20 +53,32 @@ pub struct Proposal {
     pub item_name: Option<String>,
     pub item_description: Option<String>,
     pub item_category: Option<String>,
-    pub item_metadata: Option<Box<RawValue>>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub item_metadata: Option<StoredJson>,
     pub replacing_item_id: Option<Uuid>,
     pub status: ProposalStatus,
     pub reviewed_by: Option<Uuid>,
     pub review_notes: Option<String>,
+    #[serde(default, deserialize_with = "timestamp::six_digits_or_null")]
+    #[schema(format = DateTime)]
     pub reviewed_at: Option<String>,
+    #[serde(default, deserialize_with = "timestamp::six_digits_or_null")]
+    #[schema(format = DateTime)]
     pub merged_at: Option<String>,
+    #[serde(deserialize_with = "timestamp::six_digits")]
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[serde(deserialize_with = "timestamp::six_digits")]
+    #[schema(format = DateTime)]
     pub updated_at: String,
     pub item_price: Option<f64>,
     pub item_pricing_type: Option<PricingType>,
     pub item_product_url: Option<String>,
     pub item_vendor: Option<String>,
     pub item_sku: Option<String>,
+    /// Why a member asked for the item (request-new-item).
+    #[serde(default)]
     pub justification: Option<String>,
 }
 
@@ -85,8 +113,10 @@ pub struct AuditFilter<'a> {
     pub resource_id: Option<Uuid>,
 }
 
-/// One step of the workflow, as recorded.
-#[derive(Debug, Clone)]
+/// One step of the workflow, as recorded: an `audit_events` row, and the
+/// answer's entry (`AuditEventBody` in the OpenAPI document).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = AuditEventBody, description = "One audit event.")]
 pub struct AuditEvent {
     pub id: Uuid,
     pub org_id: Uuid,
@@ -94,6 +124,10 @@ pub struct AuditEvent {
     pub actor_id: Uuid,
     pub resource_type: String,
     pub resource_id: Uuid,
-    pub metadata: Option<Box<RawValue>>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<StoredJson>,
+    #[serde(deserialize_with = "timestamp::six_digits")]
+    #[schema(format = DateTime)]
     pub created_at: String,
 }

@@ -12,9 +12,7 @@ use uuid::Uuid;
 
 use crate::auth::{Caller, NotAllowed};
 use crate::clients::gemini::{GeminiCallError, MAX_EMBED_BATCH};
-use crate::clients::supabase::{
-    ItemEmbedding, ItemRow, ItemText, SearchHitRow, SupabaseCallError, SupabaseClient,
-};
+use crate::clients::supabase::{ItemEmbedding, ItemText, SupabaseCallError, SupabaseClient};
 use crate::domain::{CatalogItem, ItemDraft, ItemStatus, PageCursor, Role, SearchHit, TaskType};
 use crate::resilience::{CallError, Deadline};
 use crate::services::embeddings::{EmbeddingError, EmbeddingService, catalog_item_text};
@@ -221,7 +219,7 @@ impl CatalogService {
                 deadline,
             )
             .await?;
-        Ok(rows.into_iter().map(SearchHit::from).collect())
+        Ok(rows)
     }
 
     /// A page of the caller's org's items, newest first, after `cursor`.
@@ -267,7 +265,7 @@ impl CatalogService {
         if let Some(item) = self.supabase.get_item(token, id, deadline).await? {
             // Row-level security already hides other orgs' rows; this is belt and braces.
             if item.org_id == caller.org_id {
-                return Ok(item.into());
+                return Ok(item);
             }
             return Err(CatalogError::OtherOrg);
         }
@@ -325,7 +323,7 @@ impl CatalogService {
             .memberships
             .heed_refusal(caller.user_id, created)
             .await?;
-        Ok(row.into())
+        Ok(row)
     }
 
     /// Embeds every active item of the caller's org that has no embedding,
@@ -512,43 +510,6 @@ async fn repair_chunk(
     Ok(supabase
         .save_embeddings(org, model, &rows, deadline)
         .await?)
-}
-
-impl From<ItemRow> for CatalogItem {
-    fn from(row: ItemRow) -> Self {
-        Self {
-            id: row.id,
-            org_id: row.org_id,
-            name: row.name,
-            description: row.description,
-            category: row.category,
-            status: row.status,
-            replacement_item_id: row.replacement_item_id,
-            created_by: row.created_by,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            price: row.price,
-            pricing_type: row.pricing_type,
-            product_url: row.product_url,
-            vendor: row.vendor,
-            sku: row.sku,
-            metadata: row.metadata,
-        }
-    }
-}
-
-impl From<SearchHitRow> for SearchHit {
-    fn from(row: SearchHitRow) -> Self {
-        Self {
-            item_id: row.item_id,
-            item_name: row.item_name,
-            item_description: row.item_description,
-            item_category: row.item_category,
-            item_metadata: row.item_metadata,
-            item_status: row.item_status,
-            similarity_score: row.similarity_score,
-        }
-    }
 }
 
 impl From<EmbeddingError> for CatalogError {

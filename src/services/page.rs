@@ -30,11 +30,11 @@ pub fn rows_to_ask(limit: usize) -> usize {
 /// a row's `created_at` and id. `cut_short`: the rows stop early because of
 /// their weight, and more follow. `None` when a row's `created_at` cannot
 /// be read as a time (the database answered something that cannot be right).
-pub fn paged<R, T: From<R>>(
-    mut rows: Vec<R>,
+pub fn paged<T>(
+    mut rows: Vec<T>,
     limit: usize,
     cut_short: bool,
-    key: impl Fn(&R) -> (&str, Uuid),
+    key: impl Fn(&T) -> (&str, Uuid),
 ) -> Option<Page<T>> {
     let ask = rows_to_ask(limit);
     let more = cut_short || rows.len() > limit || (ask == limit && rows.len() == limit);
@@ -50,8 +50,5 @@ pub fn paged<R, T: From<R>>(
     } else {
         None
     };
-    Some(Page {
-        rows: rows.into_iter().map(T::from).collect(),
-        next_cursor,
-    })
+    Some(Page { rows, next_cursor })
 }

@@ -12,8 +12,7 @@ use uuid::Uuid;
 use crate::auth::{Caller, NotAllowed};
 use crate::clients::gemini::GeminiCallError;
 use crate::clients::supabase::{
-    AuditEventRow, Breach, ItemEmbedding, PageRows, ProposalRow, Refusal, RequestRow,
-    SupabaseCallError, SupabaseClient, SupabaseError,
+    Breach, ItemEmbedding, PageRows, Refusal, SupabaseCallError, SupabaseClient, SupabaseError,
 };
 use crate::domain::{
     AuditEvent, AuditFilter, PageCursor, Proposal, ProposalDraft, ProposalStatus, ProposalType,
@@ -143,7 +142,7 @@ impl ProcurementService {
             )
             .await;
         let row = self.memberships.heed_refusal(caller.user_id, row).await?;
-        Ok(row.into())
+        Ok(row)
     }
 
     /// A page of the caller's org's requests.
@@ -233,10 +232,7 @@ impl ProcurementService {
                 deadline,
             )
             .await?;
-        Ok((
-            reviewed.request.into(),
-            reviewed.proposal.map(Proposal::from),
-        ))
+        Ok((reviewed.request, reviewed.proposal))
     }
 
     /// Creates a pending proposal (reviewers and admins).
@@ -262,7 +258,7 @@ impl ProcurementService {
             )
             .await;
         let row = self.memberships.heed_refusal(caller.user_id, row).await?;
-        Ok(row.into())
+        Ok(row)
     }
 
     /// A page of the caller's org's proposals.
@@ -379,7 +375,7 @@ impl ProcurementService {
             .memberships
             .heed_refusal(caller.user_id, merged)
             .await?;
-        Ok(merged.proposal.into())
+        Ok(merged.proposal)
     }
 
     /// Rejects a pending proposal.
@@ -409,7 +405,7 @@ impl ProcurementService {
                 deadline,
             )
             .await?;
-        Ok(row.into())
+        Ok(row)
     }
 
     /// An ADD_ITEM proposal asked for by any member, filled in by Gemini
@@ -457,7 +453,7 @@ impl ProcurementService {
             )
             .await;
         let row = self.memberships.heed_refusal(caller.user_id, row).await?;
-        Ok((row.into(), enrichment))
+        Ok((row, enrichment))
     }
 
     /// A page of the caller's org's audit events (admins).
@@ -535,18 +531,18 @@ impl ProcurementService {
     /// `row` (of org `org`) if it is the caller's org's; 403 for another
     /// org's, whether row-level security showed it or hid it; 404 for an id
     /// no org has.
-    async fn owned<R, T: From<R>>(
+    async fn owned<T>(
         &self,
         caller: &Caller,
         kind: &'static str,
         id: Uuid,
-        row: Option<R>,
+        row: Option<T>,
         org: Option<Uuid>,
         deadline: Deadline,
     ) -> Result<T, ProcurementError> {
         let denied = || ProcurementError::OtherOrg(format!("Access denied to {kind}"));
         match row {
-            Some(row) if org == Some(caller.org_id) => Ok(row.into()),
+            Some(row) if org == Some(caller.org_id) => Ok(row),
             Some(_) => Err(denied()),
             None if self
                 .supabase
@@ -571,10 +567,10 @@ impl ProcurementService {
 
 /// Rows as a page; a row whose `created_at` is not a time is the
 /// database answering something that cannot be right.
-fn page_of<R, T: From<R>>(
-    rows: PageRows<R>,
+fn page_of<T>(
+    rows: PageRows<T>,
     limit: usize,
-    key: impl Fn(&R) -> (&str, Uuid),
+    key: impl Fn(&T) -> (&str, Uuid),
 ) -> Result<Page<T>, ProcurementError> {
     paged(rows.rows, limit, rows.cut_short, key).ok_or(ProcurementError::Inconsistent(
         "created_at is not a timestamp",
@@ -655,68 +651,4 @@ fn fill_from_enrichment(fields: &mut Value, draft: &ProposalDraft, enrichment: &
     metadata.insert("ai_enriched".into(), json!(true));
     metadata.insert("ai_confidence".into(), json!(enrichment.confidence));
     fields["item_metadata"] = Value::Object(metadata);
-}
-
-impl From<RequestRow> for Request {
-    fn from(row: RequestRow) -> Self {
-        Self {
-            id: row.id,
-            org_id: row.org_id,
-            created_by: row.created_by,
-            search_query: row.search_query,
-            search_results: row.search_results,
-            justification: row.justification,
-            status: row.status,
-            reviewed_by: row.reviewed_by,
-            review_notes: row.review_notes,
-            reviewed_at: row.reviewed_at,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-        }
-    }
-}
-
-impl From<ProposalRow> for Proposal {
-    fn from(row: ProposalRow) -> Self {
-        Self {
-            id: row.id,
-            org_id: row.org_id,
-            proposal_type: row.proposal_type,
-            proposed_by: row.proposed_by,
-            request_id: row.request_id,
-            item_name: row.item_name,
-            item_description: row.item_description,
-            item_category: row.item_category,
-            item_metadata: row.item_metadata,
-            replacing_item_id: row.replacing_item_id,
-            status: row.status,
-            reviewed_by: row.reviewed_by,
-            review_notes: row.review_notes,
-            reviewed_at: row.reviewed_at,
-            merged_at: row.merged_at,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            item_price: row.item_price,
-            item_pricing_type: row.item_pricing_type,
-            item_product_url: row.item_product_url,
-            item_vendor: row.item_vendor,
-            item_sku: row.item_sku,
-            justification: row.justification,
-        }
-    }
-}
-
-impl From<AuditEventRow> for AuditEvent {
-    fn from(row: AuditEventRow) -> Self {
-        Self {
-            id: row.id,
-            org_id: row.org_id,
-            event_type: row.event_type,
-            actor_id: row.actor_id,
-            resource_type: row.resource_type,
-            resource_id: row.resource_id,
-            metadata: row.metadata,
-            created_at: row.created_at,
-        }
-    }
 }

@@ -4,53 +4,12 @@
 //! repair (coverage, the items to embed, and one bulk write per chunk).
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{PageRows, SupabaseCallError, SupabaseClient};
-use crate::domain::{ItemDraft, ItemStatus, PageCursor, PricingType};
+use crate::domain::{CatalogItem, ItemDraft, ItemStatus, PageCursor, SearchHit};
 use crate::resilience::Deadline;
-
-/// A `catalog_items` row.
-#[derive(Debug, Deserialize)]
-pub(crate) struct ItemRow {
-    pub id: Uuid,
-    pub org_id: Uuid,
-    pub name: String,
-    pub description: Option<String>,
-    pub category: Option<String>,
-    pub status: ItemStatus,
-    #[serde(default)]
-    pub replacement_item_id: Option<Uuid>,
-    pub created_by: Uuid,
-    /// Normalised by `timestamp`, so an item reads the same whichever path
-    /// it came by.
-    #[serde(deserialize_with = "timestamp")]
-    pub created_at: String,
-    #[serde(deserialize_with = "timestamp")]
-    pub updated_at: String,
-    pub price: Option<f64>,
-    pub pricing_type: Option<PricingType>,
-    pub product_url: Option<String>,
-    pub vendor: Option<String>,
-    pub sku: Option<String>,
-    /// Carried as the database wrote it, never re-parsed.
-    #[serde(default)]
-    pub metadata: Option<Box<RawValue>>,
-}
-
-/// A row of `search_catalog_items`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct SearchHitRow {
-    pub item_id: Uuid,
-    pub item_name: String,
-    pub item_description: Option<String>,
-    pub item_category: Option<String>,
-    pub item_metadata: Option<Box<RawValue>>,
-    pub item_status: ItemStatus,
-    pub similarity_score: f64,
-}
 
 /// An item's text fields, for embedding.
 #[derive(Debug, Clone, Deserialize)]
@@ -72,36 +31,6 @@ pub(crate) struct ItemEmbedding<'a> {
 struct Coverage {
     total_items: u64,
     items_with_embeddings: u64,
-}
-
-/// Postgres writes `…52.36089+00:00` in JSON built by SQL and some servers
-/// `…52.360890+00:00` for the same instant; fix the fraction at six digits so
-/// an item reads the same whichever path it came by.
-pub(super) fn timestamp<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<String, D::Error> {
-    let raw = String::deserialize(deserializer)?;
-    Ok(six_digit_fraction(&raw))
-}
-
-fn six_digit_fraction(raw: &str) -> String {
-    // Seconds end at the 19th character: `YYYY-MM-DDTHH:MM:SS`.
-    let (Some(head), Some(rest)) = (raw.get(..19), raw.get(19..)) else {
-        return raw.to_owned();
-    };
-    let (digits, zone) = match rest.strip_prefix('.') {
-        Some(fraction) => {
-            let end = fraction
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(fraction.len());
-            fraction.split_at(end)
-        }
-        None => ("", rest),
-    };
-    if digits.len() > 6 {
-        return raw.to_owned();
-    }
-    format!("{head}.{digits:0<6}{zone}")
 }
 
 /// RPC parameters without the null ones. The SQL functions give every
@@ -150,7 +79,7 @@ impl SupabaseClient {
         threshold: f64,
         limit: u32,
         deadline: Deadline,
-    ) -> Result<Vec<SearchHitRow>, SupabaseCallError> {
+    ) -> Result<Vec<SearchHit>, SupabaseCallError> {
         // The five-argument overload: only vectors by the query's model.
         let params = json!({
             "query_embedding": vector_literal(embedding.vector),
@@ -179,13 +108,13 @@ impl SupabaseClient {
         limit: usize,
         after: Option<&PageCursor>,
         deadline: Deadline,
-    ) -> Result<PageRows<ItemRow>, SupabaseCallError> {
+    ) -> Result<PageRows<CatalogItem>, SupabaseCallError> {
         self.list_page(
             limit,
             after,
             ITEMS_PER_ANSWER,
             deadline,
-            |row: &ItemRow| (row.created_at.as_str(), row.id),
+            |row: &CatalogItem| (row.created_at.as_str(), row.id),
             |ask, after| {
                 let mut request = self
                     .user_request("catalog_items", token)
@@ -219,7 +148,7 @@ impl SupabaseClient {
         token: &str,
         id: Uuid,
         deadline: Deadline,
-    ) -> Result<Option<ItemRow>, SupabaseCallError> {
+    ) -> Result<Option<CatalogItem>, SupabaseCallError> {
         self.row_by_id("catalog_items", token, id, deadline).await
     }
 
@@ -256,7 +185,7 @@ impl SupabaseClient {
         item: &ItemDraft,
         embedding: ItemEmbedding<'_>,
         deadline: Deadline,
-    ) -> Result<ItemRow, SupabaseCallError> {
+    ) -> Result<CatalogItem, SupabaseCallError> {
         let params = rpc_params(json!({
             "p_org_id": org_id,
             "p_name": item.name,
@@ -366,23 +295,6 @@ mod tests {
     fn vectors_use_pgvector_text_form() {
         assert_eq!(vector_literal(&[0.5, -1.0, 0.25]), "[0.5,-1,0.25]");
         assert_eq!(vector_literal(&[]), "[]");
-    }
-
-    #[test]
-    fn timestamps_get_six_fractional_digits() {
-        assert_eq!(
-            six_digit_fraction("2026-11-28T20:28:52.36089+00:00"),
-            "2026-11-28T20:28:52.360890+00:00"
-        );
-        assert_eq!(
-            six_digit_fraction("2026-11-28T20:28:52+00:00"),
-            "2026-11-28T20:28:52.000000+00:00"
-        );
-        assert_eq!(
-            six_digit_fraction("2026-11-28T20:28:52.123456Z"),
-            "2026-11-28T20:28:52.123456Z"
-        );
-        assert_eq!(six_digit_fraction("garbage"), "garbage");
     }
 
     #[test]

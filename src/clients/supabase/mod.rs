@@ -12,9 +12,8 @@ mod error;
 mod procurement;
 
 pub use backfill::{BackfillClaim, BackfillProgress, BackfillState, BackfillStatus};
-pub(crate) use catalog::{ItemEmbedding, ItemRow, ItemText, SearchHitRow};
+pub(crate) use catalog::{ItemEmbedding, ItemText};
 pub use error::{Breach, PostgrestAnswer, Refusal, SupabaseCallError, SupabaseError};
-pub(crate) use procurement::{AuditEventRow, ProposalRow, RequestRow};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -8,40 +8,19 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::catalog::{rpc_params, timestamp, vector_literal};
+use super::catalog::{rpc_params, vector_literal};
 use super::{ItemEmbedding, PageRows, SupabaseCallError, SupabaseClient};
 use crate::domain::{
-    AuditFilter, PageCursor, PricingType, ProposalStatus, ProposalType, RequestFilter,
-    RequestStatus,
+    AuditEvent, AuditFilter, PageCursor, Proposal, ProposalStatus, ProposalType, Request,
+    RequestFilter,
 };
 use crate::resilience::Deadline;
-
-/// A `requests` row.
-#[derive(Debug, Deserialize)]
-pub(crate) struct RequestRow {
-    pub id: Uuid,
-    pub org_id: Uuid,
-    pub created_by: Uuid,
-    pub search_query: String,
-    #[serde(default)]
-    pub search_results: Option<Box<RawValue>>,
-    pub justification: Option<String>,
-    pub status: RequestStatus,
-    pub reviewed_by: Option<Uuid>,
-    pub review_notes: Option<String>,
-    #[serde(default, deserialize_with = "optional_timestamp")]
-    pub reviewed_at: Option<String>,
-    #[serde(deserialize_with = "timestamp")]
-    pub created_at: String,
-    #[serde(deserialize_with = "timestamp")]
-    pub updated_at: String,
-}
 
 /// A reviewed request, with the proposal created with it.
 #[derive(Debug)]
 pub(crate) struct ReviewedRow {
-    pub request: RequestRow,
-    pub proposal: Option<ProposalRow>,
+    pub request: Request,
+    pub proposal: Option<Proposal>,
 }
 
 impl<'de> Deserialize<'de> for ReviewedRow {
@@ -49,77 +28,22 @@ impl<'de> Deserialize<'de> for ReviewedRow {
         // Not `#[serde(flatten)]`: it buffers the object, and the stored raw
         // JSON inside (`search_results`) cannot be read back from a buffer.
         #[derive(Deserialize)]
-        struct Proposal {
+        struct WithProposal {
             #[serde(default)]
-            proposal: Option<ProposalRow>,
+            proposal: Option<Proposal>,
         }
         let raw = Box::<RawValue>::deserialize(d)?;
         let request = serde_json::from_str(raw.get()).map_err(serde::de::Error::custom)?;
-        let Proposal { proposal } =
+        let WithProposal { proposal } =
             serde_json::from_str(raw.get()).map_err(serde::de::Error::custom)?;
         Ok(Self { request, proposal })
     }
 }
 
-/// A `proposals` row.
-#[derive(Debug, Deserialize)]
-pub(crate) struct ProposalRow {
-    pub id: Uuid,
-    pub org_id: Uuid,
-    pub proposal_type: ProposalType,
-    pub proposed_by: Uuid,
-    pub request_id: Option<Uuid>,
-    pub item_name: Option<String>,
-    pub item_description: Option<String>,
-    pub item_category: Option<String>,
-    #[serde(default)]
-    pub item_metadata: Option<Box<RawValue>>,
-    pub replacing_item_id: Option<Uuid>,
-    pub status: ProposalStatus,
-    pub reviewed_by: Option<Uuid>,
-    pub review_notes: Option<String>,
-    #[serde(default, deserialize_with = "optional_timestamp")]
-    pub reviewed_at: Option<String>,
-    #[serde(default, deserialize_with = "optional_timestamp")]
-    pub merged_at: Option<String>,
-    #[serde(deserialize_with = "timestamp")]
-    pub created_at: String,
-    #[serde(deserialize_with = "timestamp")]
-    pub updated_at: String,
-    pub item_price: Option<f64>,
-    pub item_pricing_type: Option<PricingType>,
-    pub item_product_url: Option<String>,
-    pub item_vendor: Option<String>,
-    pub item_sku: Option<String>,
-    #[serde(default)]
-    pub justification: Option<String>,
-}
-
 /// What a merge function answers: the original's keys, and the merged row.
 #[derive(Debug, Deserialize)]
 pub(crate) struct MergedRow {
-    pub proposal: ProposalRow,
-}
-
-/// An `audit_events` row.
-#[derive(Debug, Deserialize)]
-pub(crate) struct AuditEventRow {
-    pub id: Uuid,
-    pub org_id: Uuid,
-    pub event_type: String,
-    pub actor_id: Uuid,
-    pub resource_type: String,
-    pub resource_id: Uuid,
-    #[serde(default)]
-    pub metadata: Option<Box<RawValue>>,
-    #[serde(deserialize_with = "timestamp")]
-    pub created_at: String,
-}
-
-fn optional_timestamp<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    struct Wrapped(#[serde(deserialize_with = "timestamp")] String);
-    Ok(Option::<Wrapped>::deserialize(d)?.map(|w| w.0))
+    pub proposal: Proposal,
 }
 
 /// Which merge function approves a proposal of each type.
@@ -167,7 +91,7 @@ impl SupabaseClient {
         search_results: &Value,
         justification: Option<&str>,
         deadline: Deadline,
-    ) -> Result<RequestRow, SupabaseCallError> {
+    ) -> Result<Request, SupabaseCallError> {
         let params = rpc_params(json!({
             "p_search_query": search_query,
             "p_search_results": search_results,
@@ -190,13 +114,13 @@ impl SupabaseClient {
         limit: usize,
         after: Option<&PageCursor>,
         deadline: Deadline,
-    ) -> Result<PageRows<RequestRow>, SupabaseCallError> {
+    ) -> Result<PageRows<Request>, SupabaseCallError> {
         self.list_page(
             limit,
             after,
             REQUESTS_PER_ANSWER,
             deadline,
-            |row: &RequestRow| (row.created_at.as_str(), row.id),
+            |row: &Request| (row.created_at.as_str(), row.id),
             |ask, after| {
                 let mut request = self
                     .user_request("requests", token)
@@ -220,7 +144,7 @@ impl SupabaseClient {
         token: &str,
         id: Uuid,
         deadline: Deadline,
-    ) -> Result<Option<RequestRow>, SupabaseCallError> {
+    ) -> Result<Option<Request>, SupabaseCallError> {
         self.row_by_id("requests", token, id, deadline).await
     }
 
@@ -256,7 +180,7 @@ impl SupabaseClient {
         fields: &Value,
         request_id: Option<Uuid>,
         deadline: Deadline,
-    ) -> Result<ProposalRow, SupabaseCallError> {
+    ) -> Result<Proposal, SupabaseCallError> {
         let params = rpc_params(json!({ "p_proposal": fields, "p_request_id": request_id }));
         self.policy
             .call_once(deadline, || {
@@ -272,7 +196,7 @@ impl SupabaseClient {
         fields: &Value,
         justification: Option<&str>,
         deadline: Deadline,
-    ) -> Result<ProposalRow, SupabaseCallError> {
+    ) -> Result<Proposal, SupabaseCallError> {
         let params = rpc_params(json!({ "p_proposal": fields, "p_justification": justification }));
         self.policy
             .call_once(deadline, || {
@@ -290,13 +214,13 @@ impl SupabaseClient {
         limit: usize,
         after: Option<&PageCursor>,
         deadline: Deadline,
-    ) -> Result<PageRows<ProposalRow>, SupabaseCallError> {
+    ) -> Result<PageRows<Proposal>, SupabaseCallError> {
         self.list_page(
             limit,
             after,
             PROPOSALS_PER_ANSWER,
             deadline,
-            |row: &ProposalRow| (row.created_at.as_str(), row.id),
+            |row: &Proposal| (row.created_at.as_str(), row.id),
             |ask, after| {
                 let mut request = self
                     .user_request("proposals", token)
@@ -317,7 +241,7 @@ impl SupabaseClient {
         token: &str,
         id: Uuid,
         deadline: Deadline,
-    ) -> Result<Option<ProposalRow>, SupabaseCallError> {
+    ) -> Result<Option<Proposal>, SupabaseCallError> {
         self.row_by_id("proposals", token, id, deadline).await
     }
 
@@ -360,7 +284,7 @@ impl SupabaseClient {
         id: Uuid,
         review_notes: Option<&str>,
         deadline: Deadline,
-    ) -> Result<ProposalRow, SupabaseCallError> {
+    ) -> Result<Proposal, SupabaseCallError> {
         let params = rpc_params(json!({ "p_proposal_id": id, "p_review_notes": review_notes }));
         self.policy
             .call_once(deadline, || {
@@ -395,13 +319,13 @@ impl SupabaseClient {
         limit: usize,
         after: Option<&PageCursor>,
         deadline: Deadline,
-    ) -> Result<PageRows<AuditEventRow>, SupabaseCallError> {
+    ) -> Result<PageRows<AuditEvent>, SupabaseCallError> {
         self.list_page(
             limit,
             after,
             AUDIT_EVENTS_PER_ANSWER,
             deadline,
-            |row: &AuditEventRow| (row.created_at.as_str(), row.id),
+            |row: &AuditEvent| (row.created_at.as_str(), row.id),
             |ask, after| {
                 let mut request = self
                     .user_request("audit_events", token)

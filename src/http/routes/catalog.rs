@@ -8,7 +8,6 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
@@ -55,53 +54,14 @@ pub struct SearchRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SearchResponse {
     /// Most similar first.
-    results: Vec<SearchHitBody>,
-}
-
-/// One search result, as the original's `search_catalog_items` returned it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SearchHitBody {
-    item_id: Uuid,
-    item_name: String,
-    item_description: Option<String>,
-    item_category: Option<String>,
-    #[schema(value_type = Option<Object>)]
-    item_metadata: Option<Box<RawValue>>,
-    item_status: ItemStatus,
-    similarity_score: f64,
-}
-
-/// A catalog item, in the original service's shape.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ItemBody {
-    id: Uuid,
-    org_id: Uuid,
-    name: String,
-    description: Option<String>,
-    category: Option<String>,
-    status: ItemStatus,
-    replacement_item_id: Option<Uuid>,
-    created_by: Uuid,
-    /// ISO 8601 with exactly six fractional digits.
-    #[schema(format = DateTime)]
-    created_at: String,
-    #[schema(format = DateTime)]
-    updated_at: String,
-    price: Option<f64>,
-    pricing_type: Option<PricingType>,
-    product_url: Option<String>,
-    vendor: Option<String>,
-    sku: Option<String>,
-    /// As stored, never re-parsed.
-    #[schema(value_type = Option<Object>)]
-    metadata: Option<Box<RawValue>>,
+    results: Vec<SearchHit>,
 }
 
 /// Body of `GET /api/catalog/items`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ItemList {
     /// Newest first.
-    items: Vec<ItemBody>,
+    items: Vec<CatalogItem>,
     /// Pass as `cursor` for the next page; null on the last page.
     next_cursor: Option<PageCursor>,
 }
@@ -130,9 +90,7 @@ async fn search(
             deadline,
         )
         .await?;
-    Ok(Json(SearchResponse {
-        results: hits.into_iter().map(SearchHitBody::from).collect(),
-    }))
+    Ok(Json(SearchResponse { results: hits }))
 }
 
 /// Query of `GET /api/catalog/items`.
@@ -193,7 +151,7 @@ async fn list_items(
         )
         .await?;
     Ok(Json(ItemList {
-        items: page.rows.into_iter().map(ItemBody::from).collect(),
+        items: page.rows,
         next_cursor: page.next_cursor,
     }))
 }
@@ -203,7 +161,7 @@ async fn list_items(
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The item's id")),
     responses(
-        (status = 200, description = "The item", body = ItemBody),
+        (status = 200, description = "The item", body = CatalogItem),
         (status = 403, description = "The item belongs to another organisation", body = ErrorEnvelope),
         (status = 404, description = "No such item", body = ErrorEnvelope),
     ))]
@@ -212,11 +170,11 @@ async fn get_item(
     caller: Caller,
     deadline: Deadline,
     Path(id): Path<String>,
-) -> Result<Json<ItemBody>, ApiError> {
+) -> Result<Json<CatalogItem>, ApiError> {
     let id: Uuid = id
         .parse()
         .map_err(|_| ApiError::BadRequest("item id must be a UUID".to_owned()))?;
-    Ok(Json(state.catalog.get(&caller, id, deadline).await?.into()))
+    Ok(Json(state.catalog.get(&caller, id, deadline).await?))
 }
 
 /// Body of `POST /api/catalog/items`: the original's create rules. Blank
@@ -265,7 +223,7 @@ impl From<NewItemRequest> for ItemDraft {
     security(("bearer" = [])),
     request_body = NewItemRequest,
     responses(
-        (status = 201, description = "The item as stored", body = ItemBody),
+        (status = 201, description = "The item as stored", body = CatalogItem),
         (status = 403, description = "The caller is not an admin", body = ErrorEnvelope),
         (status = 409, description = "An item with these values exists", body = ErrorEnvelope),
     ))]
@@ -274,12 +232,12 @@ async fn create_item(
     caller: Caller,
     deadline: Deadline,
     JsonBody(request): JsonBody<NewItemRequest>,
-) -> Result<(StatusCode, Json<ItemBody>), ApiError> {
+) -> Result<(StatusCode, Json<CatalogItem>), ApiError> {
     let created = state
         .catalog
         .create(&caller, &request.into(), deadline)
         .await?;
-    Ok((StatusCode::CREATED, Json(created.into())))
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
 /// Embeds every active item of the caller's organisation that has no
@@ -331,43 +289,6 @@ impl From<RepairReport> for RepairBody {
             failed: report.failed,
             failed_items: report.failed_items,
             complete: report.complete,
-        }
-    }
-}
-
-impl From<CatalogItem> for ItemBody {
-    fn from(item: CatalogItem) -> Self {
-        Self {
-            id: item.id,
-            org_id: item.org_id,
-            name: item.name,
-            description: item.description,
-            category: item.category,
-            status: item.status,
-            replacement_item_id: item.replacement_item_id,
-            created_by: item.created_by,
-            created_at: item.created_at,
-            updated_at: item.updated_at,
-            price: item.price,
-            pricing_type: item.pricing_type,
-            product_url: item.product_url,
-            vendor: item.vendor,
-            sku: item.sku,
-            metadata: item.metadata,
-        }
-    }
-}
-
-impl From<SearchHit> for SearchHitBody {
-    fn from(hit: SearchHit) -> Self {
-        Self {
-            item_id: hit.item_id,
-            item_name: hit.item_name,
-            item_description: hit.item_description,
-            item_category: hit.item_category,
-            item_metadata: hit.item_metadata,
-            item_status: hit.item_status,
-            similarity_score: hit.similarity_score,
         }
     }
 }

@@ -14,7 +14,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::{Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::{Ref, RefOr};
@@ -265,32 +264,11 @@ impl ToSchema for SearchResults {
     }
 }
 
-/// A request, as stored.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RequestBody {
-    id: Uuid,
-    org_id: Uuid,
-    created_by: Uuid,
-    search_query: String,
-    #[schema(value_type = Option<Vec<Object>>)]
-    search_results: Option<Box<RawValue>>,
-    justification: Option<String>,
-    status: RequestStatus,
-    reviewed_by: Option<Uuid>,
-    review_notes: Option<String>,
-    #[schema(format = DateTime)]
-    reviewed_at: Option<String>,
-    #[schema(format = DateTime)]
-    created_at: String,
-    #[schema(format = DateTime)]
-    updated_at: String,
-}
-
 /// Body of `GET /api/requests`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RequestList {
     /// Newest first.
-    requests: Vec<RequestBody>,
+    requests: Vec<Request>,
     /// Pass as `cursor` for the next page; null on the last page.
     next_cursor: Option<PageCursor>,
 }
@@ -299,13 +277,13 @@ pub struct RequestList {
 #[utoipa::path(post, path = "/api/requests", tag = "procurement",
     security(("bearer" = [])),
     request_body = NewRequestBody,
-    responses((status = 201, description = "The request, pending", body = RequestBody)))]
+    responses((status = 201, description = "The request, pending", body = Request)))]
 async fn create_request(
     State(state): State<AppState>,
     caller: Caller,
     deadline: Deadline,
     JsonBody(body): JsonBody<NewRequestBody>,
-) -> Result<(StatusCode, Json<RequestBody>), ApiError> {
+) -> Result<(StatusCode, Json<Request>), ApiError> {
     let justification = body.justification.into_option();
     let request = state
         .procurement
@@ -317,7 +295,7 @@ async fn create_request(
             deadline,
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(request.into())))
+    Ok((StatusCode::CREATED, Json(request)))
 }
 
 /// Query of `GET /api/requests`.
@@ -374,7 +352,7 @@ async fn list_requests(
         )
         .await?;
     Ok(Json(RequestList {
-        requests: rows.into_iter().map(RequestBody::from).collect(),
+        requests: rows,
         next_cursor,
     }))
 }
@@ -388,7 +366,7 @@ fn page_size(limit: Option<Count<1, 1000>>) -> usize {
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The request's id")),
     responses(
-        (status = 200, description = "The request", body = RequestBody),
+        (status = 200, description = "The request", body = Request),
         (status = 403, description = "Another organisation's request", body = ErrorEnvelope),
         (status = 404, description = "No such request", body = ErrorEnvelope),
     ))]
@@ -397,10 +375,10 @@ async fn get_request(
     caller: Caller,
     deadline: Deadline,
     Path(id): Path<String>,
-) -> Result<Json<RequestBody>, ApiError> {
+) -> Result<Json<Request>, ApiError> {
     let id = path_id(&id, "request")?;
     let request = state.procurement.get_request(&caller, id, deadline).await?;
-    Ok(Json(request.into()))
+    Ok(Json(request))
 }
 
 /// Body of `POST /api/requests/{id}/review`.
@@ -419,9 +397,9 @@ pub struct ReviewBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReviewedBody {
     #[serde(flatten)]
-    request: RequestBody,
+    request: Request,
     #[serde(skip_serializing_if = "Option::is_none")]
-    proposal: Option<ProposalBody>,
+    proposal: Option<Proposal>,
 }
 
 /// Approves or rejects a pending request (reviewers and admins); approving
@@ -460,29 +438,7 @@ async fn review_request(
             deadline,
         )
         .await?;
-    Ok(Json(ReviewedBody {
-        request: request.into(),
-        proposal: proposal.map(ProposalBody::from),
-    }))
-}
-
-impl From<Request> for RequestBody {
-    fn from(r: Request) -> Self {
-        Self {
-            id: r.id,
-            org_id: r.org_id,
-            created_by: r.created_by,
-            search_query: r.search_query,
-            search_results: r.search_results,
-            justification: r.justification,
-            status: r.status,
-            reviewed_by: r.reviewed_by,
-            review_notes: r.review_notes,
-            reviewed_at: r.reviewed_at,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
-    }
+    Ok(Json(ReviewedBody { request, proposal }))
 }
 
 // ---- proposals ---------------------------------------------------------
@@ -550,45 +506,11 @@ impl NewProposalBody {
     }
 }
 
-/// A proposal, as stored.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ProposalBody {
-    id: Uuid,
-    org_id: Uuid,
-    proposal_type: ProposalType,
-    proposed_by: Uuid,
-    request_id: Option<Uuid>,
-    item_name: Option<String>,
-    item_description: Option<String>,
-    item_category: Option<String>,
-    #[schema(value_type = Option<Object>)]
-    item_metadata: Option<Box<RawValue>>,
-    replacing_item_id: Option<Uuid>,
-    status: ProposalStatus,
-    reviewed_by: Option<Uuid>,
-    review_notes: Option<String>,
-    #[schema(format = DateTime)]
-    reviewed_at: Option<String>,
-    #[schema(format = DateTime)]
-    merged_at: Option<String>,
-    #[schema(format = DateTime)]
-    created_at: String,
-    #[schema(format = DateTime)]
-    updated_at: String,
-    item_price: Option<f64>,
-    item_pricing_type: Option<PricingType>,
-    item_product_url: Option<String>,
-    item_vendor: Option<String>,
-    item_sku: Option<String>,
-    /// Why a member asked for the item (request-new-item).
-    justification: Option<String>,
-}
-
 /// Body of `GET /api/proposals`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProposalList {
     /// Newest first.
-    proposals: Vec<ProposalBody>,
+    proposals: Vec<Proposal>,
     /// Pass as `cursor` for the next page; null on the last page.
     next_cursor: Option<PageCursor>,
 }
@@ -598,7 +520,7 @@ pub struct ProposalList {
     security(("bearer" = [])),
     request_body = NewProposalBody,
     responses(
-        (status = 201, description = "The proposal, pending", body = ProposalBody),
+        (status = 201, description = "The proposal, pending", body = Proposal),
         (status = 403, description = "Not a reviewer or admin", body = ErrorEnvelope),
     ))]
 async fn create_proposal(
@@ -606,13 +528,13 @@ async fn create_proposal(
     caller: Caller,
     deadline: Deadline,
     JsonBody(body): JsonBody<NewProposalBody>,
-) -> Result<(StatusCode, Json<ProposalBody>), ApiError> {
+) -> Result<(StatusCode, Json<Proposal>), ApiError> {
     let (kind, draft, request_id) = body.into_draft()?;
     let proposal = state
         .procurement
         .create_proposal(&caller, kind, &draft, request_id, deadline)
         .await?;
-    Ok((StatusCode::CREATED, Json(proposal.into())))
+    Ok((StatusCode::CREATED, Json(proposal)))
 }
 
 /// Query of `GET /api/proposals`.
@@ -655,7 +577,7 @@ async fn list_proposals(
         )
         .await?;
     Ok(Json(ProposalList {
-        proposals: rows.into_iter().map(ProposalBody::from).collect(),
+        proposals: rows,
         next_cursor,
     }))
 }
@@ -665,7 +587,7 @@ async fn list_proposals(
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The proposal's id")),
     responses(
-        (status = 200, description = "The proposal", body = ProposalBody),
+        (status = 200, description = "The proposal", body = Proposal),
         (status = 403, description = "Another organisation's proposal", body = ErrorEnvelope),
         (status = 404, description = "No such proposal", body = ErrorEnvelope),
     ))]
@@ -674,13 +596,13 @@ async fn get_proposal(
     caller: Caller,
     deadline: Deadline,
     Path(id): Path<String>,
-) -> Result<Json<ProposalBody>, ApiError> {
+) -> Result<Json<Proposal>, ApiError> {
     let id = path_id(&id, "proposal")?;
     let proposal = state
         .procurement
         .get_proposal(&caller, id, deadline)
         .await?;
-    Ok(Json(proposal.into()))
+    Ok(Json(proposal))
 }
 
 /// Body of approve and reject; no body at all means none of these.
@@ -697,7 +619,7 @@ pub struct DecisionBody {
     params(("id" = Uuid, Path, description = "The proposal's id")),
     request_body(content = Option<DecisionBody>, description = "Optional: no body at all means no notes"),
     responses(
-        (status = 200, description = "The merged proposal", body = ProposalBody),
+        (status = 200, description = "The merged proposal", body = Proposal),
         (status = 403, description = "Not a reviewer, or another organisation's proposal", body = ErrorEnvelope),
         (status = 404, description = "No such proposal", body = ErrorEnvelope),
         (status = 409, description = "The proposal is not pending", body = ErrorEnvelope),
@@ -709,14 +631,14 @@ async fn approve_proposal(
     deadline: Deadline,
     Path(id): Path<String>,
     JsonBodyOrNone(body): JsonBodyOrNone<DecisionBody>,
-) -> Result<Json<ProposalBody>, ApiError> {
+) -> Result<Json<Proposal>, ApiError> {
     let id = path_id(&id, "proposal")?;
     let notes = body.review_notes.into_option();
     let proposal = state
         .procurement
         .approve_proposal(&caller, id, notes.as_deref(), deadline)
         .await?;
-    Ok(Json(proposal.into()))
+    Ok(Json(proposal))
 }
 
 /// Rejects a pending proposal (reviewers and admins).
@@ -725,7 +647,7 @@ async fn approve_proposal(
     params(("id" = Uuid, Path, description = "The proposal's id")),
     request_body(content = Option<DecisionBody>, description = "Optional: no body at all means no notes"),
     responses(
-        (status = 200, description = "The rejected proposal", body = ProposalBody),
+        (status = 200, description = "The rejected proposal", body = Proposal),
         (status = 403, description = "Not a reviewer, or another organisation's proposal", body = ErrorEnvelope),
         (status = 404, description = "No such proposal", body = ErrorEnvelope),
         (status = 409, description = "The proposal is not pending", body = ErrorEnvelope),
@@ -736,44 +658,14 @@ async fn reject_proposal(
     deadline: Deadline,
     Path(id): Path<String>,
     JsonBodyOrNone(body): JsonBodyOrNone<DecisionBody>,
-) -> Result<Json<ProposalBody>, ApiError> {
+) -> Result<Json<Proposal>, ApiError> {
     let id = path_id(&id, "proposal")?;
     let notes = body.review_notes.into_option();
     let proposal = state
         .procurement
         .reject_proposal(&caller, id, notes.as_deref(), deadline)
         .await?;
-    Ok(Json(proposal.into()))
-}
-
-impl From<Proposal> for ProposalBody {
-    fn from(p: Proposal) -> Self {
-        Self {
-            id: p.id,
-            org_id: p.org_id,
-            proposal_type: p.proposal_type,
-            proposed_by: p.proposed_by,
-            request_id: p.request_id,
-            item_name: p.item_name,
-            item_description: p.item_description,
-            item_category: p.item_category,
-            item_metadata: p.item_metadata,
-            replacing_item_id: p.replacing_item_id,
-            status: p.status,
-            reviewed_by: p.reviewed_by,
-            review_notes: p.review_notes,
-            reviewed_at: p.reviewed_at,
-            merged_at: p.merged_at,
-            created_at: p.created_at,
-            updated_at: p.updated_at,
-            item_price: p.item_price,
-            item_pricing_type: p.item_pricing_type,
-            item_product_url: p.item_product_url,
-            item_vendor: p.item_vendor,
-            item_sku: p.item_sku,
-            justification: p.justification,
-        }
-    }
+    Ok(Json(proposal))
 }
 
 // ---- request-new-item --------------------------------------------------
@@ -808,7 +700,7 @@ pub struct NewItemRequestBody {
 pub struct NewItemRequestAnswer {
     /// `New item request submitted for review`.
     message: &'static str,
-    proposal: ProposalBody,
+    proposal: Proposal,
     /// What Gemini said, when asked.
     #[serde(skip_serializing_if = "Option::is_none")]
     ai_enrichment: Option<EnrichmentBody>,
@@ -865,7 +757,7 @@ async fn request_new_item(
         StatusCode::CREATED,
         Json(NewItemRequestAnswer {
             message: "New item request submitted for review",
-            proposal: proposal.into(),
+            proposal,
             ai_enrichment: enrichment.map(EnrichmentBody::from),
         }),
     ))
@@ -924,26 +816,11 @@ fn query_text_schema() -> RefOr<Schema> {
         .into()
 }
 
-/// One audit event.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AuditEventBody {
-    id: Uuid,
-    org_id: Uuid,
-    event_type: String,
-    actor_id: Uuid,
-    resource_type: String,
-    resource_id: Uuid,
-    #[schema(value_type = Option<Object>)]
-    metadata: Option<Box<RawValue>>,
-    #[schema(format = DateTime)]
-    created_at: String,
-}
-
 /// Body of `GET /api/admin/audit-log`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditLog {
     /// Newest first.
-    events: Vec<AuditEventBody>,
+    events: Vec<AuditEvent>,
     /// Pass as `cursor` for the next page; null on the last page.
     next_cursor: Option<PageCursor>,
 }
@@ -978,22 +855,7 @@ async fn audit_log(
         )
         .await?;
     Ok(Json(AuditLog {
-        events: rows.into_iter().map(AuditEventBody::from).collect(),
+        events: rows,
         next_cursor,
     }))
-}
-
-impl From<AuditEvent> for AuditEventBody {
-    fn from(e: AuditEvent) -> Self {
-        Self {
-            id: e.id,
-            org_id: e.org_id,
-            event_type: e.event_type,
-            actor_id: e.actor_id,
-            resource_type: e.resource_type,
-            resource_id: e.resource_id,
-            metadata: e.metadata,
-            created_at: e.created_at,
-        }
-    }
 }
