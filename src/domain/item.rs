@@ -24,6 +24,13 @@ pub struct ProductUrl(String);
 impl ProductUrl {
     const MAX_CHARS: usize = 2_048;
 
+    /// `url`, if it is an `http(s)://` URL within the length limit.
+    pub fn new(url: &str) -> Option<Self> {
+        let within = url.chars().count() <= Self::MAX_CHARS;
+        (within && (url.starts_with("https://") || url.starts_with("http://")))
+            .then(|| Self(url.to_owned()))
+    }
+
     /// The URL.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -112,7 +119,11 @@ impl Metadata {
         self.0
     }
 
-    fn check(map: Map<String, Value>) -> Result<Self, String> {
+    /// `map`, if it is within the limits; otherwise why not.
+    ///
+    /// # Errors
+    /// The limit it breaks, in the words a request's field is refused with.
+    pub fn new(map: Map<String, Value>) -> Result<Self, String> {
         if map.len() > Self::MAX_KEYS {
             return Err(format!("must have at most {} keys", Self::MAX_KEYS));
         }
@@ -152,7 +163,7 @@ fn storable(value: &Value, depth: usize) -> Result<(), String> {
 impl<'de> Deserialize<'de> for Metadata {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match Value::deserialize(d)? {
-            Value::Object(map) => Self::check(map).map_err(D::Error::custom),
+            Value::Object(map) => Self::new(map).map_err(D::Error::custom),
             _ => Err(D::Error::custom("must be an object")),
         }
     }

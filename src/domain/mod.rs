@@ -15,6 +15,7 @@ mod item;
 mod list;
 mod number;
 mod procurement;
+mod search_result;
 mod text;
 mod timestamp;
 mod vocabulary;
@@ -25,6 +26,7 @@ pub use item::{CatalogItem, ItemDraft, Metadata, OptionalProductUrl, ProductUrl,
 pub use list::TextList;
 pub use number::{Count, Price, Threshold};
 pub use procurement::{AuditEvent, AuditFilter, Proposal, ProposalDraft, Request, RequestFilter};
+pub use search_result::SearchResults;
 pub use text::{OptionalText, Text};
 pub(crate) use text::{free_text, free_text_schema, printable_pattern};
 pub(crate) use vocabulary::enum_schema;

@@ -20,6 +20,12 @@ pub struct EmbeddingService {
 }
 
 impl EmbeddingService {
+    /// Gemini calls embedding `texts` texts makes: one per
+    /// `batchEmbedContents` chunk (what the caller's rate limit is charged).
+    pub fn gemini_calls(&self, texts: usize) -> usize {
+        texts.div_ceil(MAX_EMBED_BATCH)
+    }
+
     /// A service calling `gemini`, with at most `chunk_concurrency` calls of
     /// one request in flight.
     /// Each chunk holds a slot of its org's `share` while it runs.

@@ -144,6 +144,16 @@ pub struct EnrichmentService {
 }
 
 impl EnrichmentService {
+    /// Gemini calls a batch of `names` makes at most: one per distinct name
+    /// (what the caller's rate limit is charged).
+    pub fn gemini_calls(&self, names: &[String]) -> usize {
+        names
+            .iter()
+            .map(|n| dedup_key(n))
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+    }
+
     /// A service calling `gemini`, enriching at most `batch_concurrency`
     /// items of one batch at once.
     /// Each org's work holds a slot of `share` while it runs.
@@ -284,15 +294,6 @@ impl EnrichmentService {
 }
 
 /// Case- and space-insensitive identity of a product name.
-/// Gemini calls a batch of `names` makes at most: one per distinct name.
-pub fn distinct_names(names: &[String]) -> usize {
-    names
-        .iter()
-        .map(|n| dedup_key(n))
-        .collect::<std::collections::HashSet<_>>()
-        .len()
-}
-
 fn dedup_key(name: &str) -> String {
     name.split_whitespace()
         .collect::<Vec<_>>()

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth::{Caller, NotAllowed};
@@ -15,8 +15,9 @@ use crate::clients::supabase::{
     Breach, ItemEmbedding, PageRows, Refusal, SupabaseCallError, SupabaseClient, SupabaseError,
 };
 use crate::domain::{
-    AuditEvent, AuditFilter, PageCursor, Proposal, ProposalDraft, ProposalStatus, ProposalType,
-    Request, RequestFilter, ReviewDecision, Role, TaskType,
+    AuditEvent, AuditFilter, Metadata, PageCursor, Price, ProductUrl, Proposal, ProposalDraft,
+    ProposalStatus, ProposalType, Request, RequestFilter, ReviewDecision, Role, SearchResults,
+    TaskType,
 };
 use crate::resilience::{CallError, Deadline};
 use crate::services::embeddings::{EmbeddingError, EmbeddingService, catalog_item_text};
@@ -119,6 +120,12 @@ impl ProcurementService {
         }
     }
 
+    /// Gemini calls a new-item request makes: one enrichment when asked
+    /// (what the caller's rate limit is charged).
+    pub fn gemini_calls(&self, request: &NewItemRequest) -> usize {
+        usize::from(request.use_ai_enrichment)
+    }
+
     /// Files a request as the caller (any member).
     ///
     /// # Errors
@@ -127,7 +134,7 @@ impl ProcurementService {
         &self,
         caller: &Caller,
         search_query: &str,
-        search_results: &Value,
+        search_results: &SearchResults,
         justification: Option<&str>,
         deadline: Deadline,
     ) -> Result<Request, ProcurementError> {
@@ -204,17 +211,15 @@ impl ProcurementService {
         deadline: Deadline,
     ) -> Result<(Request, Option<Proposal>), ProcurementError> {
         caller.require_any(REVIEWERS)?;
-        let fields = proposal
-            .filter(|_| decision == ReviewDecision::Approved)
-            .map(|(kind, draft)| proposal_fields(kind, draft));
+        let proposal = proposal.filter(|_| decision == ReviewDecision::Approved);
         let reviewed = self
             .supabase
             .review_request(
                 &caller.access_token,
                 id,
-                decision.as_str(),
+                decision,
                 review_notes,
-                fields.as_ref(),
+                proposal,
                 deadline,
             )
             .await;
@@ -250,12 +255,7 @@ impl ProcurementService {
         caller.require_any(REVIEWERS)?;
         let row = self
             .supabase
-            .create_proposal(
-                &caller.access_token,
-                &proposal_fields(kind, draft),
-                request_id,
-                deadline,
-            )
+            .create_proposal(&caller.access_token, kind, draft, request_id, deadline)
             .await;
         let row = self.memberships.heed_refusal(caller.user_id, row).await?;
         Ok(row)
@@ -439,15 +439,14 @@ impl ProcurementService {
         } else {
             None
         };
-        let mut fields = proposal_fields(ProposalType::AddItem, &draft);
         if let Some(enrichment) = &enrichment {
-            fill_from_enrichment(&mut fields, &draft, enrichment);
+            fill_from_enrichment(&mut draft, enrichment);
         }
         let row = self
             .supabase
             .request_new_item(
                 &caller.access_token,
-                &fields,
+                &draft,
                 request.justification.as_deref(),
                 deadline,
             )
@@ -577,78 +576,35 @@ fn page_of<T>(
     ))
 }
 
-/// A draft in `proposals`' column names, absent fields left out.
-fn proposal_fields(kind: ProposalType, draft: &ProposalDraft) -> Value {
-    let mut fields = Map::new();
-    fields.insert("proposal_type".into(), json!(kind));
-    let mut put = |name: &str, value: Value| {
-        if !value.is_null() {
-            fields.insert(name.to_owned(), value);
-        }
-    };
-    put("item_name", json!(draft.item_name));
-    put("item_description", json!(draft.item_description));
-    put("item_category", json!(draft.item_category));
-    put(
-        "item_metadata",
-        json!(draft.item_metadata.as_ref().map(|m| m.as_map())),
-    );
-    put("item_price", json!(draft.item_price));
-    put("item_pricing_type", json!(draft.item_pricing_type));
-    put(
-        "item_product_url",
-        json!(draft.item_product_url.as_ref().map(|u| u.as_str())),
-    );
-    put("item_vendor", json!(draft.item_vendor));
-    put("item_sku", json!(draft.item_sku));
-    put("replacing_item_id", json!(draft.replacing_item_id));
-    Value::Object(fields)
-}
-
 /// What Gemini found, where the member gave nothing; metadata merged (the
-/// member's keys win) and marked as enriched.
-fn fill_from_enrichment(fields: &mut Value, draft: &ProposalDraft, enrichment: &Enrichment) {
-    let mut fill = |name: &str, given: bool, value: Value| {
-        if !given && !value.is_null() {
-            fields[name] = value;
-        }
-    };
-    fill(
-        "item_description",
-        draft.item_description.is_some(),
-        json!(enrichment.description),
-    );
-    fill(
-        "item_category",
-        draft.item_category.is_some(),
-        json!(enrichment.category),
-    );
-    fill(
-        "item_vendor",
-        draft.item_vendor.is_some(),
-        json!(enrichment.vendor),
-    );
-    fill(
-        "item_price",
-        draft.item_price.is_some(),
-        json!(enrichment.price),
-    );
-    fill(
-        "item_pricing_type",
-        draft.item_pricing_type.is_some(),
-        json!(enrichment.pricing_type),
-    );
-    fill(
-        "item_product_url",
-        draft.item_product_url.is_some(),
-        json!(enrichment.product_url),
-    );
-    fill("item_sku", draft.item_sku.is_some(), json!(enrichment.sku));
-    let mut metadata = enrichment.metadata.clone();
-    if let Some(given) = &draft.item_metadata {
-        metadata.extend(given.as_map().clone());
+/// member's keys win) and marked as enriched. A value Gemini gave that no
+/// member could have given (a price past the limit, say) is left out.
+fn fill_from_enrichment(draft: &mut ProposalDraft, enrichment: &Enrichment) {
+    let texts = [
+        (&mut draft.item_description, &enrichment.description),
+        (&mut draft.item_category, &enrichment.category),
+        (&mut draft.item_vendor, &enrichment.vendor),
+    ];
+    for (field, found) in texts {
+        field.get_or_insert_with(|| found.clone());
     }
+    if draft.item_sku.is_none() {
+        draft.item_sku.clone_from(&enrichment.sku);
+    }
+    if draft.item_price.is_none() {
+        draft.item_price = enrichment.price.and_then(Price::new);
+    }
+    if draft.item_pricing_type.is_none() {
+        draft.item_pricing_type = enrichment.pricing_type;
+    }
+    if draft.item_product_url.is_none() {
+        draft.item_product_url = enrichment.product_url.as_deref().and_then(ProductUrl::new);
+    }
+    let mut metadata = enrichment.metadata.clone();
+    let given = draft.item_metadata.take().unwrap_or_default();
+    metadata.extend(given.as_map().clone());
     metadata.insert("ai_enriched".into(), json!(true));
     metadata.insert("ai_confidence".into(), json!(enrichment.confidence));
-    fields["item_metadata"] = Value::Object(metadata);
+    // Past the limits a member is held to, the member's own metadata alone.
+    draft.item_metadata = Some(Metadata::new(metadata).unwrap_or(given));
 }

@@ -3,16 +3,17 @@
 //! the caller, that also writes the audit events (`db/migrations/0013`);
 //! reads run as the caller so row-level security has the last word.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::catalog::{rpc_params, vector_literal};
 use super::{ItemEmbedding, PageRows, SupabaseCallError, SupabaseClient};
 use crate::domain::{
-    AuditEvent, AuditFilter, PageCursor, Proposal, ProposalStatus, ProposalType, Request,
-    RequestFilter,
+    AuditEvent, AuditFilter, Metadata, PageCursor, Price, PricingType, ProductUrl, Proposal,
+    ProposalDraft, ProposalStatus, ProposalType, Request, RequestFilter, ReviewDecision,
+    SearchResults,
 };
 use crate::resilience::Deadline;
 
@@ -44,6 +45,40 @@ impl<'de> Deserialize<'de> for ReviewedRow {
 #[derive(Debug, Deserialize)]
 pub(crate) struct MergedRow {
     pub proposal: Proposal,
+}
+
+/// A proposal's fields in `proposals`' column names, as the workflow
+/// functions read them from one object; absent fields left out.
+fn proposal_columns(kind: ProposalType, draft: &ProposalDraft) -> Value {
+    #[derive(Serialize)]
+    struct Columns<'a> {
+        proposal_type: ProposalType,
+        item_name: Option<&'a str>,
+        item_description: Option<&'a str>,
+        item_category: Option<&'a str>,
+        item_metadata: Option<&'a Map<String, Value>>,
+        item_price: Option<Price>,
+        item_pricing_type: Option<PricingType>,
+        item_product_url: Option<&'a str>,
+        item_vendor: Option<&'a str>,
+        item_sku: Option<&'a str>,
+        replacing_item_id: Option<Uuid>,
+    }
+    let columns = Columns {
+        proposal_type: kind,
+        item_name: draft.item_name.as_deref(),
+        item_description: draft.item_description.as_deref(),
+        item_category: draft.item_category.as_deref(),
+        item_metadata: draft.item_metadata.as_ref().map(Metadata::as_map),
+        item_price: draft.item_price,
+        item_pricing_type: draft.item_pricing_type,
+        item_product_url: draft.item_product_url.as_ref().map(ProductUrl::as_str),
+        item_vendor: draft.item_vendor.as_deref(),
+        item_sku: draft.item_sku.as_deref(),
+        replacing_item_id: draft.replacing_item_id,
+    };
+    // Plain data: serialising it cannot fail.
+    rpc_params(serde_json::to_value(columns).unwrap_or_default())
 }
 
 /// Which merge function approves a proposal of each type.
@@ -88,13 +123,13 @@ impl SupabaseClient {
         &self,
         token: &str,
         search_query: &str,
-        search_results: &Value,
+        search_results: &SearchResults,
         justification: Option<&str>,
         deadline: Deadline,
     ) -> Result<Request, SupabaseCallError> {
         let params = rpc_params(json!({
             "p_search_query": search_query,
-            "p_search_results": search_results,
+            "p_search_results": search_results.as_slice(),
             "p_justification": justification,
         }));
         // Not retried on a lost answer: a retry could file it twice.
@@ -148,22 +183,22 @@ impl SupabaseClient {
         self.row_by_id("requests", token, id, deadline).await
     }
 
-    /// Reviews a request and, with `proposal` (proposals' column names),
-    /// creates its proposal: one transaction.
+    /// Reviews a request and, with `proposal`, creates its proposal: one
+    /// transaction.
     pub(crate) async fn review_request(
         &self,
         token: &str,
         id: Uuid,
-        status: &str,
+        decision: ReviewDecision,
         review_notes: Option<&str>,
-        proposal: Option<&Value>,
+        proposal: Option<(ProposalType, &ProposalDraft)>,
         deadline: Deadline,
     ) -> Result<ReviewedRow, SupabaseCallError> {
         let params = rpc_params(json!({
             "p_request_id": id,
-            "p_status": status,
+            "p_status": decision.as_str(),
             "p_review_notes": review_notes,
-            "p_proposal": proposal,
+            "p_proposal": proposal.map(|(kind, draft)| proposal_columns(kind, draft)),
         }));
         // A retry after a lost answer finds the request reviewed: 409, never twice.
         self.policy
@@ -173,15 +208,19 @@ impl SupabaseClient {
             .await
     }
 
-    /// Creates a proposal (reviewers and admins) from its fields.
+    /// Creates a proposal (reviewers and admins).
     pub(crate) async fn create_proposal(
         &self,
         token: &str,
-        fields: &Value,
+        kind: ProposalType,
+        draft: &ProposalDraft,
         request_id: Option<Uuid>,
         deadline: Deadline,
     ) -> Result<Proposal, SupabaseCallError> {
-        let params = rpc_params(json!({ "p_proposal": fields, "p_request_id": request_id }));
+        let params = rpc_params(json!({
+            "p_proposal": proposal_columns(kind, draft),
+            "p_request_id": request_id,
+        }));
         self.policy
             .call_once(deadline, || {
                 self.execute(self.user_rpc("create_proposal", &params, token))
@@ -193,11 +232,14 @@ impl SupabaseClient {
     pub(crate) async fn request_new_item(
         &self,
         token: &str,
-        fields: &Value,
+        draft: &ProposalDraft,
         justification: Option<&str>,
         deadline: Deadline,
     ) -> Result<Proposal, SupabaseCallError> {
-        let params = rpc_params(json!({ "p_proposal": fields, "p_justification": justification }));
+        let params = rpc_params(json!({
+            "p_proposal": proposal_columns(ProposalType::AddItem, draft),
+            "p_justification": justification,
+        }));
         self.policy
             .call_once(deadline, || {
                 self.execute(self.user_rpc("request_new_item", &params, token))

@@ -18,12 +18,10 @@ use crate::domain::{
 };
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::{JsonBody, Params, from_query, from_query_or_empty};
+use crate::http::routes::common::{MAX_QUERY_CHARS, cursor_param_schema, page_size};
 use crate::resilience::Deadline;
 use crate::services::catalog::RepairReport;
 use crate::state::AppState;
-
-/// Longest search query accepted.
-pub const MAX_QUERY_CHARS: usize = 1_000;
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
@@ -121,14 +119,6 @@ fn status_filter_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Sch
     )
 }
 
-/// A `next_cursor`, or empty for the first page.
-pub(super) fn cursor_param_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-    utoipa::openapi::schema::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .pattern(Some(format!("^({})?$", PageCursor::PATTERN)))
-        .into()
-}
-
 /// The caller's organisation's items, newest first, a page at a time.
 #[utoipa::path(get, path = "/api/catalog/items", tag = "catalog",
     security(("bearer" = [])),
@@ -145,7 +135,7 @@ async fn list_items(
         .list(
             &caller,
             query.status,
-            query.limit.map_or(100, |n| n.get() as usize),
+            page_size(query.limit),
             query.cursor,
             deadline,
         )

@@ -11,7 +11,6 @@ use utoipa::openapi::schema::Schema;
 use utoipa::{OpenApi, PartialSchema, ToSchema};
 
 use crate::auth::Caller;
-use crate::clients::gemini::MAX_EMBED_BATCH;
 use crate::domain::{TaskType, TextList};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::JsonBody;
@@ -102,7 +101,7 @@ async fn embed(
             "at most {max_texts} texts per request"
         )));
     }
-    caller.charge_gemini_work(&state, request.texts.len().div_ceil(MAX_EMBED_BATCH))?;
+    caller.charge_gemini_work(&state, state.embeddings.gemini_calls(request.texts.len()))?;
     let task_type = request
         .task_type
         .map_or(TaskType::RetrievalDocument, |t| t.0);

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod catalog;
+mod common;
 pub mod embeddings;
 pub mod health;
 pub mod openapi;

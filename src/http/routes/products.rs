@@ -20,7 +20,7 @@ use crate::domain::{Confidence, OptionalText, PricingType, Text, TextList};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::JsonBody;
 use crate::resilience::Deadline;
-use crate::services::enrichment::{BatchItem, Enrichment, EnrichmentRequest, distinct_names};
+use crate::services::enrichment::{BatchItem, Enrichment, EnrichmentRequest};
 use crate::state::AppState;
 
 const NDJSON: &str = "application/x-ndjson";
@@ -201,7 +201,7 @@ async fn enrich_batch(
         )));
     }
     let product_names = request.product_names.into_strings();
-    caller.charge_gemini_work(&state, distinct_names(&product_names))?;
+    caller.charge_gemini_work(&state, state.enrichment.gemini_calls(&product_names))?;
     let total = product_names.len();
     let mut items = state
         .enrichment
