@@ -128,17 +128,17 @@ impl Application {
         let catalog = Arc::new(CatalogService::new(
             supabase.clone(),
             Arc::clone(&embeddings),
-            (settings.gemini.query_cache_bytes > 0).then(|| {
+            (settings.catalog.query_cache_bytes > 0).then(|| {
                 QueryEmbeddingCache::new(
                     Arc::clone(&embeddings),
                     settings.gemini.embedding_dimension,
-                    settings.gemini.query_cache_bytes,
-                    settings.gemini.query_cache_ttl,
+                    settings.catalog.query_cache_bytes,
+                    settings.catalog.query_cache_ttl,
                 )
             }),
             Arc::clone(&memberships),
         ));
-        let backfill = settings.gemini.embedding_backfill.then(|| {
+        let backfill = settings.catalog.embedding_backfill.then(|| {
             EmbeddingBackfill::new(
                 supabase.clone(),
                 Arc::clone(&catalog),

@@ -6,11 +6,13 @@
 //! (readiness, membership look-ups, embedding writes, repair and the
 //! re-embed lease).
 
+mod api_key;
 mod backfill;
 mod catalog;
 mod error;
 mod procurement;
 
+pub use api_key::{ApiKey, ApiKeyKind};
 pub use backfill::{BackfillClaim, BackfillProgress, BackfillState, BackfillStatus};
 pub(crate) use catalog::{ItemEmbedding, ItemText};
 pub use error::{Breach, PostgrestAnswer, Refusal, SupabaseCallError, SupabaseError};
@@ -23,7 +25,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::config::{ApiKey, ApiKeyKind, SupabaseSettings};
+use crate::config::SupabaseSettings;
 use crate::domain::{PageCursor, Role};
 use crate::resilience::{BreakerState, CallError, Deadline, Dependency};
 
