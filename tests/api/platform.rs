@@ -350,3 +350,39 @@ fn migrate_refuses_a_database_that_ran_a_migration_this_checkout_lacks() {
     );
     assert!(!refused.contains("applying migrations/"), "{refused}");
 }
+
+/// `db/schema.sql` is what the migrations build: a database migrated from
+/// nothing dumps to exactly that file, so the file cannot drift from them.
+#[test]
+fn the_schema_file_is_what_the_migrations_build() {
+    let project = FreshProject::create("today");
+    migrate(&project.url).unwrap();
+    let dump = Command::new(root().join("scripts/schema"))
+        .args(["--dump", &project.url])
+        .output()
+        .unwrap();
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    let built = String::from_utf8(dump.stdout).unwrap();
+    let file = std::fs::read_to_string(root().join("db/schema.sql")).unwrap();
+    // The file's two-line header says where it comes from.
+    let committed: Vec<&str> = file.lines().skip(2).collect();
+    let built: Vec<&str> = built.lines().collect();
+    let first_difference = committed
+        .iter()
+        .zip(&built)
+        .position(|(a, b)| a != b)
+        .or((committed.len() != built.len()).then(|| committed.len().min(built.len())));
+    if let Some(line) = first_difference {
+        panic!(
+            "db/schema.sql is not what the migrations build (run scripts/schema): \
+             line {} is {:?} in the file and {:?} in a migrated database",
+            line + 3,
+            committed.get(line),
+            built.get(line)
+        );
+    }
+}
