@@ -1,0 +1,130 @@
+//! Requests for what the catalog lacks: filing, listing, reading and
+//! reviewing them (a review may create the proposal in the same
+//! transaction).
+
+use uuid::Uuid;
+
+use super::{ProcurementError, ProcurementService, REVIEWERS, page_of};
+use crate::auth::Caller;
+use crate::domain::{
+    PageCursor, Proposal, ProposalDraft, ProposalType, Request, RequestFilter, ReviewDecision,
+    SearchResults,
+};
+use crate::resilience::Deadline;
+use crate::services::page::{Page, rows_to_ask};
+
+impl ProcurementService {
+    /// Files a request as the caller (any member).
+    ///
+    /// # Errors
+    /// The database's error.
+    pub async fn create_request(
+        &self,
+        caller: &Caller,
+        search_query: &str,
+        search_results: &SearchResults,
+        justification: Option<&str>,
+        deadline: Deadline,
+    ) -> Result<Request, ProcurementError> {
+        let row = self
+            .supabase
+            .create_request(
+                &caller.access_token,
+                search_query,
+                search_results,
+                justification,
+                deadline,
+            )
+            .await;
+        let row = self.memberships.heed_refusal(caller.user_id, row).await?;
+        Ok(row)
+    }
+
+    /// A page of the caller's org's requests.
+    ///
+    /// # Errors
+    /// The database's error.
+    pub async fn list_requests(
+        &self,
+        caller: &Caller,
+        filter: RequestFilter,
+        limit: usize,
+        cursor: Option<PageCursor>,
+        deadline: Deadline,
+    ) -> Result<Page<Request>, ProcurementError> {
+        let rows = self
+            .supabase
+            .list_requests(
+                &caller.access_token,
+                caller.org_id,
+                &filter,
+                rows_to_ask(limit),
+                cursor.as_ref(),
+                deadline,
+            )
+            .await?;
+        page_of(rows, limit, |row| (row.created_at.as_str(), row.id))
+    }
+
+    /// One request of the caller's org.
+    ///
+    /// # Errors
+    /// Not found, another org's, or the database's error.
+    pub async fn get_request(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        deadline: Deadline,
+    ) -> Result<Request, ProcurementError> {
+        let row = self
+            .supabase
+            .get_request(&caller.access_token, id, deadline)
+            .await?;
+        let org = row.as_ref().map(|r| r.org_id);
+        self.owned(caller, "request", id, row, org, deadline).await
+    }
+
+    /// Approves or rejects a pending request; approving with `proposal`
+    /// creates it in the same transaction.
+    ///
+    /// # Errors
+    /// Not a reviewer, not found, another org's, not pending, or the database's error.
+    pub async fn review_request(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        decision: ReviewDecision,
+        review_notes: Option<&str>,
+        proposal: Option<(ProposalType, &ProposalDraft)>,
+        deadline: Deadline,
+    ) -> Result<(Request, Option<Proposal>), ProcurementError> {
+        caller.require_any(REVIEWERS)?;
+        let proposal = proposal.filter(|_| decision == ReviewDecision::Approved);
+        let reviewed = self
+            .supabase
+            .review_request(
+                &caller.access_token,
+                id,
+                decision,
+                review_notes,
+                proposal,
+                deadline,
+            )
+            .await;
+        let reviewed = self
+            .memberships
+            .heed_refusal(caller.user_id, reviewed)
+            .await;
+        let reviewed = self
+            .unless_other_orgs(
+                caller,
+                reviewed,
+                "request",
+                id,
+                "Cannot review request from different organization",
+                deadline,
+            )
+            .await?;
+        Ok((reviewed.request, reviewed.proposal))
+    }
+}
