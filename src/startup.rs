@@ -200,6 +200,10 @@ impl Application {
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
         let (stop_backfill, backfill_stopped) = tokio::sync::oneshot::channel::<()>();
         let backfill = self.backfill.map(|backfill| {
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "the background re-embed: told to stop and awaited on shutdown"
+            )]
             tokio::spawn(backfill.run(async move {
                 let _ = backfill_stopped.await;
             }))

@@ -17,13 +17,13 @@ use crate::clients::jwks::{JwksCallError, JwksClient, VerifyingKey};
 use crate::resilience::Deadline;
 
 /// Refetch interval when the key set does not say (`Cache-Control: max-age`).
-pub const DEFAULT_REFRESH: Duration = Duration::from_secs(600);
+pub(super) const DEFAULT_REFRESH: Duration = Duration::from_secs(600);
 /// Bounds on the server's `max-age`: not so short that every request
 /// refetches, not so long that a revoked key lingers for a day.
 const REFRESH_BOUNDS: (Duration, Duration) = (Duration::from_secs(30), Duration::from_secs(3600));
 /// Least time between two fetches caused by unknown key ids, and between a
 /// failed fetch and the next background attempt.
-pub const UNKNOWN_KID_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+pub(super) const UNKNOWN_KID_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 
 /// A cheap-to-clone handle on the cached key set.
 #[derive(Debug, Clone)]
@@ -132,6 +132,10 @@ impl SigningKeys {
             return; // a fetch is already running
         };
         let inner = Arc::clone(&self.0);
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "one refresh at a time (the fetching lock), bounded by its own deadline"
+        )]
         tokio::spawn(async move {
             let _fetching = fetching;
             let deadline = Deadline::after(UNKNOWN_KID_REFETCH_INTERVAL);

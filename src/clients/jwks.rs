@@ -132,6 +132,10 @@ impl JwksClient {
                 attempt.stop()
             }
         });
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "the key-set client follows same-host redirects only; the same timeouts as http_client"
+        )]
         let http = reqwest::Client::builder()
             .user_agent(concat!("catalogai/", env!("CARGO_PKG_VERSION")))
             .redirect(same_host)

@@ -17,6 +17,10 @@ use std::time::Duration;
 ///
 /// # Errors
 /// When the TLS backend cannot be initialised.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the one place a client is built, with its timeouts"
+)]
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .user_agent(concat!("catalogai/", env!("CARGO_PKG_VERSION")))

@@ -100,6 +100,10 @@ pub async fn serve<S>(
             .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
             .into_owned();
         let watched = graceful.watcher().watch(connection);
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "one task per connection: counted by the connection cap, drained by the graceful watcher"
+        )]
         tokio::spawn(async move {
             if let Err(e) = watched.await {
                 tracing::debug!(error = %e, "connection ended with an error");

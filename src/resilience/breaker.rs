@@ -8,6 +8,11 @@
 //! Transitions are logged, and the time left while open is tracked so callers
 //! can send an honest `Retry-After`.
 
+#![expect(
+    clippy::disallowed_types,
+    reason = "the one place a circuit breaker is built"
+)]
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};

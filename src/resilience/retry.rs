@@ -2,6 +2,11 @@
 //! (the `backoff` crate), a longer schedule for rate limits, and the server's
 //! own retry hint honoured up to a cap.
 
+#![expect(
+    clippy::disallowed_types,
+    reason = "the one place backoff schedules are built"
+)]
+
 use std::time::Duration;
 
 use backoff::ExponentialBackoff;

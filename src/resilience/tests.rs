@@ -2,6 +2,11 @@
 //! paused clock: what is retried, what trips the breaker, what the deadline
 //! and the permits bound.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "the tests drive concurrent calls at the policy"
+)]
+
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use super::*;

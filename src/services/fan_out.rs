@@ -50,6 +50,7 @@ where
             let Some(task) = self.pending.next() else {
                 break;
             };
+            #[expect(clippy::disallowed_methods, reason = "this is the bounded JoinSet")]
             let handle = self.running.spawn(task);
             self.positions.insert(handle.id(), self.started);
             self.started += 1;

@@ -4,7 +4,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    reason = "test helpers: a broken assumption must fail the test loudly"
+    clippy::disallowed_methods,
+    reason = "test helpers: a broken assumption must fail the test loudly; tests build their own clients and spawn concurrent callers"
 )]
 
 mod helpers;
