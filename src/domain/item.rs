@@ -232,7 +232,7 @@ pub struct ItemDraft {
 
 /// JSON exactly as the database stored it, never re-parsed: any JSON Postgres
 /// holds (a 309-digit number, say) reads back.
-pub type StoredJson = Box<RawValue>;
+pub(super) type StoredJson = Box<RawValue>;
 
 /// A catalog item, in the original service's shape.
 ///

@@ -49,5 +49,5 @@ pub use vocabulary::{
 pub(crate) mod message {
     /// A blank text. A field reads it as missing (`name is required`, the
     /// original's rule), a list entry as empty (`texts[0] must not be empty`).
-    pub const BLANK: &str = "is blank";
+    pub(crate) const BLANK: &str = "is blank";
 }

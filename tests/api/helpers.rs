@@ -34,7 +34,7 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
 
 /// Which local platform the tests run on (`CATALOGAI_PLATFORM`, as
 /// `scripts/stack` reads it): `today` unless `classic` is asked for.
-pub fn platform() -> &'static str {
+pub(crate) fn platform() -> &'static str {
     match std::env::var("CATALOGAI_PLATFORM").as_deref() {
         Ok("classic") => "classic",
         _ => "today",
@@ -42,7 +42,7 @@ pub fn platform() -> &'static str {
 }
 
 /// Settings written by `scripts/stack up`, read once.
-pub fn stack_env() -> &'static HashMap<String, String> {
+pub(crate) fn stack_env() -> &'static HashMap<String, String> {
     static ENV: OnceLock<HashMap<String, String>> = OnceLock::new();
     ENV.get_or_init(|| {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -65,7 +65,7 @@ pub fn stack_env() -> &'static HashMap<String, String> {
 /// The setting that holds the project's elevated key on this platform: the
 /// new `SUPABASE_SECRET_KEY` on today's, the legacy
 /// `SUPABASE_SERVICE_ROLE_KEY` on the classic one.
-pub fn service_key_var() -> &'static str {
+pub(crate) fn service_key_var() -> &'static str {
     if stack_env().contains_key("SUPABASE_SECRET_KEY") {
         "SUPABASE_SECRET_KEY"
     } else {
@@ -74,19 +74,19 @@ pub fn service_key_var() -> &'static str {
 }
 
 /// The project's elevated key (bypasses row-level security).
-pub fn service_key() -> &'static str {
+pub(crate) fn service_key() -> &'static str {
     &stack_env()[service_key_var()]
 }
 
 /// The project's public key: what any browser holds.
-pub fn public_key() -> &'static str {
+pub(crate) fn public_key() -> &'static str {
     let env = stack_env();
     env.get("SUPABASE_PUBLISHABLE_KEY")
         .unwrap_or_else(|| &env["SUPABASE_KEY"])
 }
 
 /// A running server and the stand-ins it talks to.
-pub struct TestApp {
+pub(crate) struct TestApp {
     /// `http://127.0.0.1:PORT`
     pub address: String,
     pub addr: SocketAddr,
@@ -98,7 +98,7 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    pub async fn get(&self, path: &str) -> reqwest::Response {
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(format!("{}{path}", self.address))
             .send()
@@ -107,7 +107,7 @@ impl TestApp {
     }
 
     /// `POST path` with a JSON body, as the bearer of `token` when given.
-    pub async fn post_json(
+    pub(crate) async fn post_json(
         &self,
         path: &str,
         token: Option<&str>,
@@ -125,7 +125,11 @@ impl TestApp {
 
     /// `POST /api/products/enrich-batch` for `names` as the bearer of
     /// `token`; checks the answer is 200 and returns its `results`.
-    pub async fn enrich_batch(&self, token: &str, names: &[impl serde::Serialize]) -> Vec<Value> {
+    pub(crate) async fn enrich_batch(
+        &self,
+        token: &str,
+        names: &[impl serde::Serialize],
+    ) -> Vec<Value> {
         let response = self
             .post_json(
                 "/api/products/enrich-batch",
@@ -142,7 +146,7 @@ impl TestApp {
     }
 
     /// `GET path` as the bearer of `token`.
-    pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
+    pub(crate) async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
         self.client
             .get(format!("{}{path}", self.address))
             .bearer_auth(token)
@@ -152,14 +156,14 @@ impl TestApp {
     }
 
     /// Sends the shutdown signal, as SIGTERM would.
-    pub fn signal_shutdown(&mut self) {
+    pub(crate) fn signal_shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
     }
 
     /// Waits for the server task to end and returns its result.
-    pub async fn stopped(&mut self) -> std::io::Result<()> {
+    pub(crate) async fn stopped(&mut self) -> std::io::Result<()> {
         let server = self.server.take().expect("server already awaited");
         server.await.expect("server task panicked")
     }
@@ -174,12 +178,14 @@ impl Drop for TestApp {
 }
 
 /// A server with the stack's settings.
-pub async fn spawn_app() -> TestApp {
+pub(crate) async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
 /// A server with the stack's settings, changed by `customize` before loading.
-pub async fn spawn_app_with(customize: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
+pub(crate) async fn spawn_app_with(
+    customize: impl FnOnce(&mut HashMap<String, String>),
+) -> TestApp {
     LazyLock::force(&TRACING);
     let mut vars = stack_env().clone();
     let gemini = Emulator::start(EmulatorConfig::default())
@@ -230,7 +236,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut HashMap<String, String>)
 /// A TCP proxy in front of the REST server that a test can break: while
 /// broken, live connections are cut and new ones closed at once, as when the
 /// server is down.
-pub struct ChaosProxy {
+pub(crate) struct ChaosProxy {
     pub addr: SocketAddr,
     connections: Arc<AtomicUsize>,
     broken: Arc<watch::Sender<bool>>,
@@ -268,15 +274,15 @@ impl ChaosProxy {
     }
 
     /// Connections the server has opened to the REST server so far.
-    pub fn connections(&self) -> usize {
+    pub(crate) fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
     }
 
-    pub fn break_networking(&self) {
+    pub(crate) fn break_networking(&self) {
         self.broken.send_replace(true);
     }
 
-    pub fn restore_networking(&self) {
+    pub(crate) fn restore_networking(&self) {
         self.broken.send_replace(false);
     }
 }
@@ -299,7 +305,7 @@ async fn forward(mut inbound: TcpStream, upstream: SocketAddr, mut broken: watch
 }
 
 /// Polls `GET /api/readiness` until it answers `status` or `within` passes.
-pub async fn poll_readiness(
+pub(crate) async fn poll_readiness(
     app: &TestApp,
     status: u16,
     within: Duration,
@@ -309,7 +315,7 @@ pub async fn poll_readiness(
 
 /// Polls `GET path` until `done` accepts the answer or `within` passes; the
 /// way an orchestrator probes. Returns the last status and body.
-pub async fn poll_until(
+pub(crate) async fn poll_until(
     app: &TestApp,
     path: &str,
     within: Duration,
@@ -328,14 +334,14 @@ pub async fn poll_until(
 }
 
 /// A user of a test organisation and a valid access token for them.
-pub struct User {
+pub(crate) struct User {
     pub id: Uuid,
     pub token: String,
 }
 
 /// A fresh organisation with an admin, a reviewer and a requester, so tests
 /// never share catalog rows.
-pub struct Tenant {
+pub(crate) struct Tenant {
     pub org_id: Uuid,
     pub admin: User,
     pub reviewer: User,
@@ -344,7 +350,7 @@ pub struct Tenant {
 
 /// Creates a tenant through the real REST server with the service key, as an
 /// operator would.
-pub async fn create_tenant() -> Tenant {
+pub(crate) async fn create_tenant() -> Tenant {
     let env = stack_env();
     let rest = &env["POSTGREST_URL"];
     let service_key = service_key();
@@ -405,7 +411,7 @@ pub async fn create_tenant() -> Tenant {
 
 /// Changes `user`'s role in `org` straight in the database, as another
 /// admin would.
-pub async fn set_role(org: Uuid, user: Uuid, role: &str) {
+pub(crate) async fn set_role(org: Uuid, user: Uuid, role: &str) {
     let (status, body) = rest(
         reqwest::Method::PATCH,
         &format!("org_memberships?org_id=eq.{org}&user_id=eq.{user}"),
@@ -419,7 +425,7 @@ pub async fn set_role(org: Uuid, user: Uuid, role: &str) {
 /// Calls the real REST server directly (not through the app), with the
 /// service key unless `token` is given; returns status and JSON body. For
 /// seeding rows and for probing what the database allows a user to do.
-pub async fn rest(
+pub(crate) async fn rest(
     method: reqwest::Method,
     path: &str,
     token: Option<&str>,
@@ -452,7 +458,7 @@ pub async fn rest(
 
 /// Inserts `count` items into `org` with the service key, without embeddings
 /// (as rows the original left behind); returns their ids.
-pub async fn insert_items_without_embeddings(
+pub(crate) async fn insert_items_without_embeddings(
     org: Uuid,
     created_by: Uuid,
     prefix: &str,
@@ -487,7 +493,7 @@ pub async fn insert_items_without_embeddings(
 /// A valid access token for `user_id`, as Supabase Auth issues them on a
 /// current project: ES256, signed with the stack's signing key, which both
 /// the server and postrust (row-level security) verify.
-pub fn user_token(user_id: Uuid) -> String {
+pub(crate) fn user_token(user_id: Uuid) -> String {
     let now = unix_now();
     crate::signing::TestKey::stack().sign(&json!({
         "sub": user_id,
@@ -500,7 +506,7 @@ pub fn user_token(user_id: Uuid) -> String {
 
 /// A legacy HS256 token over `claims`, signed with the stack's JWT secret.
 /// Written independently of the server's verifier so the two check each other.
-pub fn mint_token(claims: &Value) -> String {
+pub(crate) fn mint_token(claims: &Value) -> String {
     sign_token(
         &json!({ "alg": "HS256", "typ": "JWT" }),
         claims,
@@ -509,7 +515,7 @@ pub fn mint_token(claims: &Value) -> String {
 }
 
 /// A token with any header and claims, signed with any secret.
-pub fn sign_token(header: &Value, claims: &Value, secret: &str) -> String {
+pub(crate) fn sign_token(header: &Value, claims: &Value, secret: &str) -> String {
     let signing_input = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(header.to_string()),
@@ -521,7 +527,7 @@ pub fn sign_token(header: &Value, claims: &Value, secret: &str) -> String {
     format!("{signing_input}.{signature}")
 }
 
-pub fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock before 1970")
@@ -530,7 +536,7 @@ pub fn unix_now() -> u64 {
 
 /// One SQL query as the database owner, for what PostgREST cannot show
 /// (function settings, privileges, the catalogue).
-pub fn sql(query: &str) -> String {
+pub(crate) fn sql(query: &str) -> String {
     let output = Command::new("psql")
         .args([
             stack_env()["DATABASE_URL"].as_str(),

@@ -37,7 +37,7 @@ const CONSTRAINTS: [&str; 21] = [
 ];
 
 /// The document, and lookups into it.
-pub struct OpenApiDocument {
+pub(crate) struct OpenApiDocument {
     pub doc: Value,
 }
 
@@ -45,7 +45,7 @@ impl OpenApiDocument {
     /// The schema of the answer `status` with `content_type` to `method` on
     /// `template`; the operation's `default` answer when the status is not
     /// listed. `Ok(None)` when the answer is documented without a schema.
-    pub fn response_schema(
+    pub(crate) fn response_schema(
         &self,
         method: &str,
         template: &str,
@@ -71,12 +71,12 @@ impl OpenApiDocument {
     }
 
     /// Whether `value` satisfies `schema`; the error names where it does not.
-    pub fn validate(&self, value: &Value, schema: &Value) -> Result<(), String> {
+    pub(crate) fn validate(&self, value: &Value, schema: &Value) -> Result<(), String> {
         self.check(value, schema, "$", false)
     }
 
     /// The schema `#/components/schemas/...` names.
-    pub fn resolve(&self, reference: &str) -> Result<&Value, String> {
+    pub(crate) fn resolve(&self, reference: &str) -> Result<&Value, String> {
         let name = reference
             .strip_prefix("#/components/schemas/")
             .ok_or_else(|| format!("unsupported $ref {reference}"))?;
@@ -289,7 +289,7 @@ impl OpenApiDocument {
 
     /// Keywords used anywhere in the document's schemas that the checker
     /// neither enforces nor knows to be annotations.
-    pub fn unknown_keywords(&self) -> BTreeSet<String> {
+    pub(crate) fn unknown_keywords(&self) -> BTreeSet<String> {
         fn walk(schema: &Value, out: &mut BTreeSet<String>) {
             let Some(schema) = schema.as_object() else {
                 return;

@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 /// A private key with its key id and public JWK.
-pub struct TestKey {
+pub(crate) struct TestKey {
     pub kid: String,
     pub algorithm: Algorithm,
     encoding: EncodingKey,
@@ -37,7 +37,7 @@ pub struct TestKey {
 
 impl TestKey {
     /// The stack's signing key (`scripts/stack up` made it).
-    pub fn stack() -> &'static TestKey {
+    pub(crate) fn stack() -> &'static TestKey {
         static KEY: OnceLock<TestKey> = OnceLock::new();
         KEY.get_or_init(|| {
             crate::helpers::stack_env();
@@ -50,7 +50,7 @@ impl TestKey {
     }
 
     /// A fresh P-256 key.
-    pub fn es256() -> TestKey {
+    pub(crate) fn es256() -> TestKey {
         let pem = openssl(&[
             "genpkey",
             "-algorithm",
@@ -62,7 +62,7 @@ impl TestKey {
     }
 
     /// A fresh 2048-bit RSA key.
-    pub fn rs256() -> TestKey {
+    pub(crate) fn rs256() -> TestKey {
         let pem = openssl(&["genrsa", "-traditional", "2048"]);
         Self::from_pem(&Uuid::new_v4().to_string(), Algorithm::RS256, &pem)
     }
@@ -88,14 +88,14 @@ impl TestKey {
     }
 
     /// A token over `claims` with this key's algorithm and `kid`.
-    pub fn sign(&self, claims: &Value) -> String {
+    pub(crate) fn sign(&self, claims: &Value) -> String {
         let mut header = Header::new(self.algorithm);
         header.kid = Some(self.kid.clone());
         self.sign_with(header, claims)
     }
 
     /// A token over `claims` under any header, signed with this key.
-    pub fn sign_with(&self, header: Header, claims: &Value) -> String {
+    pub(crate) fn sign_with(&self, header: Header, claims: &Value) -> String {
         encode(&header, claims, &self.encoding).unwrap()
     }
 }
@@ -111,7 +111,7 @@ fn openssl(args: &[&str]) -> String {
 }
 
 /// Supabase Auth's key endpoint, as a test controls it.
-pub struct KeyServer {
+pub(crate) struct KeyServer {
     pub url: String,
     state: Arc<KeyServerState>,
     task: JoinHandle<()>,
@@ -125,7 +125,7 @@ struct KeyServerState {
 
 impl KeyServer {
     /// Serves `keys` at `http://127.0.0.1:PORT/auth/v1/.well-known/jwks.json`.
-    pub async fn start(keys: &[&TestKey]) -> KeyServer {
+    pub(crate) async fn start(keys: &[&TestKey]) -> KeyServer {
         let state = Arc::new(KeyServerState {
             keys: Mutex::new(Value::Null),
             fetches: AtomicUsize::new(0),
@@ -149,18 +149,18 @@ impl KeyServer {
     }
 
     /// Replaces the published keys.
-    pub fn publish(&self, keys: &[&TestKey]) {
+    pub(crate) fn publish(&self, keys: &[&TestKey]) {
         let jwks: Vec<&Value> = keys.iter().map(|k| &k.jwk).collect();
         *self.state.keys.lock().unwrap() = json!({ "keys": jwks });
     }
 
     /// Fetches answered or refused so far.
-    pub fn fetches(&self) -> usize {
+    pub(crate) fn fetches(&self) -> usize {
         self.state.fetches.load(Ordering::SeqCst)
     }
 
     /// While down, every fetch gets 503.
-    pub fn set_down(&self, down: bool) {
+    pub(crate) fn set_down(&self, down: bool) {
         self.state.down.store(down, Ordering::SeqCst);
     }
 }

@@ -220,7 +220,7 @@ pub(crate) fn through_rest_server(vars: &mut std::collections::HashMap<String, S
 }
 
 impl RestServer {
-    pub async fn start(database: &str) -> Self {
+    pub(crate) async fn start(database: &str) -> Self {
         let tools = std::env::var("CATALOGAI_TOOLS_DIR")
             .unwrap_or_else(|_| format!("{}/.cache/catalogai", std::env::var("HOME").unwrap()));
         let db = reqwest::Url::parse(&crate::helpers::stack_env()["DATABASE_URL"]).unwrap();

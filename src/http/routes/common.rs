@@ -9,7 +9,7 @@ use crate::domain::{Count, Id, PageCursor};
 use crate::error::ApiError;
 
 /// Longest search query accepted (a search, or the one a request records).
-pub const MAX_QUERY_CHARS: usize = 1_000;
+pub(super) const MAX_QUERY_CHARS: usize = 1_000;
 
 /// The id in a workflow path, refused in the original's words
 /// (`Invalid request ID format`).

@@ -30,7 +30,7 @@ pub(super) struct Api;
 /// Query of `GET /api/admin/audit-log`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct AuditQuery {
+pub(super) struct AuditQuery {
     /// Only events of this type, e.g. `proposal.merged`.
     #[serde(default, deserialize_with = "from_query")]
     #[param(schema_with = query_text_schema)]
@@ -80,7 +80,7 @@ fn query_text_schema() -> RefOr<Schema> {
 
 /// Body of `GET /api/admin/audit-log`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct AuditLog {
+pub(super) struct AuditLog {
     /// Newest first.
     events: Vec<AuditEvent>,
     /// Pass as `cursor` for the next page; null on the last page.

@@ -33,7 +33,7 @@ pub(super) struct Api;
 /// Body of `POST /api/catalog/request-new-item`: the catalog's create rules;
 /// blank texts (the original SDK's defaults) mean absent.
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct NewItemRequestBody {
+pub(super) struct NewItemRequestBody {
     name: Text<255>,
     #[serde(default)]
     description: OptionalText<10_000>,
@@ -57,7 +57,7 @@ pub struct NewItemRequestBody {
 
 /// Body of a `POST /api/catalog/request-new-item` answer.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct NewItemRequestAnswer {
+pub(super) struct NewItemRequestAnswer {
     /// `New item request submitted for review`.
     message: &'static str,
     proposal: Proposal,

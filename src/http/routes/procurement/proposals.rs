@@ -59,7 +59,7 @@ worded_enum!(
 /// Body of `POST /api/proposals` (and of a review's `create_proposal`):
 /// the item fields follow the catalog's create rules; blank texts mean absent.
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct NewProposalBody {
+pub(super) struct NewProposalBody {
     proposal_type: Kind,
     #[serde(default)]
     item_name: OptionalText<255>,
@@ -123,7 +123,7 @@ impl NewProposalBody {
 
 /// Body of `GET /api/proposals`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ProposalList {
+pub(super) struct ProposalList {
     /// Newest first.
     proposals: Vec<Proposal>,
     /// Pass as `cursor` for the next page; null on the last page.
@@ -155,7 +155,7 @@ async fn create_proposal(
 /// Query of `GET /api/proposals`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ProposalListQuery {
+pub(super) struct ProposalListQuery {
     /// `pending`, `approved`, `rejected` or `merged`; every status when absent or empty.
     #[serde(default, deserialize_with = "from_query_or_empty")]
     #[param(schema_with = proposal_status_filter)]
@@ -222,7 +222,7 @@ async fn get_proposal(
 
 /// Body of approve and reject; no body at all means none of these.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-pub struct DecisionBody {
+pub(super) struct DecisionBody {
     #[serde(default)]
     review_notes: OptionalText<{ MAX_NOTE_CHARS }>,
 }

@@ -45,7 +45,7 @@ worded_enum!(
 
 /// Body of `POST /api/requests`.
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct NewRequestBody {
+pub(super) struct NewRequestBody {
     /// What the requester searched for.
     search_query: Text<{ MAX_QUERY_CHARS }>,
     /// What the search showed them; `[]` when absent.
@@ -58,7 +58,7 @@ pub struct NewRequestBody {
 
 /// Body of `GET /api/requests`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct RequestList {
+pub(super) struct RequestList {
     /// Newest first.
     requests: Vec<Request>,
     /// Pass as `cursor` for the next page; null on the last page.
@@ -93,7 +93,7 @@ async fn create_request(
 /// Query of `GET /api/requests`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct RequestListQuery {
+pub(super) struct RequestListQuery {
     /// `pending`, `approved` or `rejected`; every status when absent or empty.
     #[serde(default, deserialize_with = "from_query_or_empty")]
     #[param(schema_with = request_status_filter)]
@@ -163,7 +163,7 @@ async fn get_request(
 
 /// Body of `POST /api/requests/{id}/review`.
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct ReviewBody {
+pub(super) struct ReviewBody {
     /// `approved` or `rejected`.
     status: Decision,
     #[serde(default)]
@@ -175,7 +175,7 @@ pub struct ReviewBody {
 
 /// A reviewed request, with the proposal created with it.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ReviewedBody {
+pub(super) struct ReviewedBody {
     #[serde(flatten)]
     request: Request,
     #[serde(skip_serializing_if = "Option::is_none")]
