@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::{
-    Tenant, TestApp, create_tenant, insert_items_without_embeddings, rest, set_role, spawn_app,
-    spawn_app_with, sql,
+    Tenant, TestApp, create_tenant, gemini_in_flight, insert_items_without_embeddings, rest,
+    set_role, spawn_app, spawn_app_with, sql,
 };
 
 const ITEMS: &str = "/api/catalog/items";
@@ -377,6 +377,7 @@ async fn pages_never_skip_or_repeat_items_while_items_are_added() {
         let (status, page) = get_json(&app, &path, token).await;
         assert_eq!(status, 200, "{page}");
         pages += 1;
+        assert!(pages <= 200, "the cursor never ended");
         for item in page["items"].as_array().unwrap() {
             seen.push(item["id"].as_str().unwrap().parse::<Uuid>().unwrap());
         }
@@ -800,6 +801,7 @@ async fn a_thousand_item_page_under_the_row_cap_still_has_a_cursor() {
         let (status, page) = get_json(&app, &path, &tenant.requester.token).await;
         assert_eq!(status, 200, "{page}");
         pages += 1;
+        assert!(pages <= 200, "the cursor never ended");
         for item in page["items"].as_array().unwrap() {
             assert!(
                 seen.insert(item["id"].as_str().unwrap().to_owned()),
@@ -917,9 +919,7 @@ async fn one_repair_per_org_runs_at_a_time_and_a_second_sees_its_progress() {
                 .status()
         })
     };
-    while app.gemini.stats().calls_of("batchEmbedContents") == 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    gemini_in_flight(&app.gemini, 1).await;
     let response = app
         .post_json(REPAIR, Some(&tenant.admin.token), &json!({}))
         .await;

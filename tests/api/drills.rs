@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use gemini_emulator::{Emulator, EmulatorConfig, Fault, FaultRule, Faults};
 use reqwest::Method;
 use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 use uuid::Uuid;
 
@@ -231,13 +232,12 @@ async fn with_gemini_hanging_every_request_ends_by_its_deadline() {
 async fn sigterm_during_a_batch_lets_it_finish_refuses_new_connections_and_exits_0() {
     let gemini = Emulator::start(EmulatorConfig::default()).await.unwrap();
     gemini.set_faults(Faults::with_latency_ms(1500));
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
     let mut env = stack_env().clone();
-    env.insert("PORT".into(), port.to_string());
+    // Port 0: the server binds a free port itself and says which in its
+    // start-up log, so no port is picked here and raced for.
+    env.insert("PORT".into(), "0".into());
     env.insert("HOST".into(), "127.0.0.1".into());
+    env.insert("RUST_LOG".into(), "info".into());
     env.insert("GEMINI_BASE_URL".into(), gemini.base_url());
     env.insert("GEMINI_API_KEY".into(), gemini.api_key().to_owned());
     env.insert("SHUTDOWN_GRACE_SECONDS".into(), "10".into());
@@ -245,30 +245,29 @@ async fn sigterm_during_a_batch_lets_it_finish_refuses_new_connections_and_exits
         .env_clear()
         .envs(&env)
         .current_dir(std::env::temp_dir())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
+    let mut log = BufReader::new(server.stdout.take().unwrap()).lines();
+    let port = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = log.next_line().await.unwrap() {
+            if line.contains("CatalogAI listening") {
+                return listening_port(&line);
+            }
+        }
+        panic!("the server exited before it listened");
+    })
+    .await
+    .expect("the server did not listen within 60 s");
+    // Read on, so a full pipe never blocks the server's logging.
+    tokio::spawn(async move { while let Ok(Some(_)) = log.next_line().await {} });
     let address = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    let mut started = false;
-    for _ in 0..100 {
-        if client
-            .get(format!("{address}/api/health"))
-            .send()
-            .await
-            .is_ok()
-        {
-            started = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(started, "server did not start");
     let tenant = create_tenant().await;
 
     let batch = tokio::spawn({
@@ -317,4 +316,16 @@ async fn sigterm_during_a_batch_lets_it_finish_refuses_new_connections_and_exits
         .unwrap();
     assert_eq!(status.code(), Some(0));
     assert!(signalled.elapsed() < Duration::from_secs(10));
+}
+
+/// The port in the server's `CatalogAI listening` line (`address=127.0.0.1:PORT`,
+/// or the JSON log's `"address":"127.0.0.1:PORT"`).
+fn listening_port(line: &str) -> u16 {
+    let (_, after) = line
+        .rsplit_once("127.0.0.1:")
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no port in {line:?}"))
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use gemini_emulator::{Fault, FaultRule, Faults};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, create_tenant, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, create_tenant, gemini_in_flight, spawn_app, spawn_app_with};
 
 const ENRICH: &str = "/api/products/enrich";
 const BATCH: &str = "/api/products/enrich-batch";
@@ -388,7 +388,9 @@ async fn a_client_that_disconnects_stops_its_batch() {
     // already running may finish. Then the count must stop growing: a batch
     // that kept going would start two calls every 300 ms until all 20 ran.
     let mut calls_after_disconnect = app.gemini.stats().calls_of("generateContent");
-    loop {
+    for round in 0.. {
+        // Bounded: a batch that never stopped would end the test here.
+        assert!(round < 30, "calls kept starting after the disconnect");
         tokio::time::sleep(std::time::Duration::from_millis(700)).await;
         let stats = app.gemini.stats();
         let calls = stats.calls_of("generateContent");
@@ -490,9 +492,7 @@ async fn an_org_flooding_batches_leaves_another_its_share_of_gemini() {
             app.enrich_batch(&token, &names).await
         });
     }
-    while app.gemini.stats().in_flight < 2 {
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    gemini_in_flight(&app.gemini, 2).await;
     let mut flooded = Vec::new();
     for _ in 0..3 {
         flooded.push(single(std::sync::Arc::clone(&app), other.requester.token.clone()).await);

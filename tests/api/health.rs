@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{poll_readiness, spawn_app, spawn_app_with};
+use crate::helpers::{gemini_in_flight, poll_readiness, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn root_describes_the_api() {
@@ -237,10 +237,7 @@ async fn readiness_does_not_queue_behind_traffic_holding_every_gemini_slot() {
         })
     };
     // The one slot is taken once the emulator has the hanging call.
-    while app.gemini.stats().calls_of("generateContent") == 0 {
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    gemini_in_flight(&app.gemini, 1).await;
     let start = std::time::Instant::now();
     let body: Value = app.get("/api/readiness").await.json().await.unwrap();
     assert_eq!(body["checks"]["gemini_api"], true, "{body}");

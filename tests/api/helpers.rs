@@ -182,7 +182,25 @@ pub(crate) async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-/// A server with the stack's settings, changed by `customize` before loading.
+/// Whether `name` is one of the server's settings, as `.env.example`
+/// (checked against the source by a unit test) documents them.
+pub(crate) fn is_setting(name: &str) -> bool {
+    include_str!("../../.env.example").lines().any(|line| {
+        line.trim_start_matches("# ")
+            .starts_with(&format!("{name}="))
+    })
+}
+
+/// Waits, at most 30 s, until the emulator serves `n` Gemini calls at once:
+/// the signal for acting while a call is in flight.
+pub(crate) async fn gemini_in_flight(gemini: &Emulator, n: usize) {
+    tokio::time::timeout(Duration::from_secs(30), gemini.wait_for_in_flight(n))
+        .await
+        .unwrap_or_else(|_| panic!("Gemini never had {n} calls in flight"));
+}
+
+/// A server with the stack's settings, changed by `customize` before loading;
+/// a variable `customize` adds must be a documented setting.
 pub(crate) async fn spawn_app_with(
     customize: impl FnOnce(&mut HashMap<String, String>),
 ) -> TestApp {
@@ -208,7 +226,15 @@ pub(crate) async fn spawn_app_with(
     // would change what other tests measure. tests/api/backfill.rs runs it
     // on a database of its own.
     vars.insert("EMBEDDING_BACKFILL".into(), "false".into());
+    let given: Vec<String> = vars.keys().cloned().collect();
     customize(&mut vars);
+    // A misspelt override would be ignored and the test would test nothing.
+    for name in vars.keys().filter(|name| !given.contains(name)) {
+        assert!(
+            is_setting(name),
+            "{name} is not a setting (.env.example documents every one)"
+        );
+    }
 
     let settings = Settings::from_vars(vars).expect("invalid test settings");
     let app = Application::build(settings)

@@ -196,12 +196,9 @@ async fn the_gemini_breaker_opens_fails_fast_and_closes_after_one_good_trial() {
 
     // Open: answered at once, without reaching Gemini.
     app.gemini.reset();
-    let mut latencies = Vec::new();
     let mut retry_after = 0;
     for _ in 0..9 {
-        let start = Instant::now();
         let (status, body, headers) = enrich(&app, token, "Slack").await;
-        latencies.push(start.elapsed());
         assert_eq!(status, 503);
         assert_eq!(body["error"]["code"], "SERVICE_UNAVAILABLE");
         retry_after = headers["retry-after"]
@@ -211,14 +208,8 @@ async fn the_gemini_breaker_opens_fails_fast_and_closes_after_one_good_trial() {
             .unwrap();
         assert!((1..=1).contains(&retry_after), "Retry-After {retry_after}");
     }
+    // How fast the refusal is: scripts/bench retries (figure 10).
     assert_eq!(app.gemini.stats().total_calls(), 0);
-    latencies.sort();
-    let median = latencies[latencies.len() / 2];
-    eprintln!(
-        "breaker open: fail-fast latency median {median:?}, max {:?} (HTTP round trip included)",
-        latencies[latencies.len() - 1]
-    );
-    assert!(median < Duration::from_millis(10), "median {median:?}");
     let readiness: Value = app.get("/api/readiness").await.json().await.unwrap();
     assert_eq!(readiness["circuit_breakers"]["gemini"], "open");
 
