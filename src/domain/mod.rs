@@ -30,6 +30,24 @@ pub use search_result::SearchResults;
 pub use text::{OptionalText, Text};
 pub(crate) use text::{free_text, free_text_schema, printable_pattern};
 pub(crate) use vocabulary::enum_schema;
+/// A row that lists newest first: its place in that order, `(created_at,
+/// id)`, which is what a page's cursor records.
+pub trait Listed {
+    /// `created_at` as stored, and the id that breaks ties.
+    fn page_key(&self) -> (&str, uuid::Uuid);
+}
+
+macro_rules! listed {
+    ($($entity:ty),*) => {$(
+        impl Listed for $entity {
+            fn page_key(&self) -> (&str, uuid::Uuid) {
+                (&self.created_at, self.id)
+            }
+        }
+    )*};
+}
+listed!(CatalogItem, Request, Proposal, AuditEvent);
+
 /// A user's place in an organisation: the org and their role in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Membership {

@@ -1,9 +1,8 @@
 //! One page of a newest-first list and where the next starts: the keyset
 //! paging every list shares (items, requests, proposals, audit events).
 
-use uuid::Uuid;
-
-use crate::domain::PageCursor;
+use crate::clients::supabase::PageRows;
+use crate::domain::{Listed, PageCursor};
 
 /// Most rows Supabase's PostgREST returns in one answer (`max_rows`, 1,000
 /// by default): asking for more silently gets fewer.
@@ -26,23 +25,22 @@ pub fn rows_to_ask(limit: usize) -> usize {
     (limit + 1).min(MAX_ROWS_PER_ANSWER)
 }
 
-/// `rows` (fetched with [`rows_to_ask`]) as a page of `limit`; `key` gives
-/// a row's `created_at` and id. `cut_short`: the rows stop early because of
-/// their weight, and more follow. `None` when a row's `created_at` cannot
-/// be read as a time (the database answered something that cannot be right).
-pub fn paged<T>(
-    mut rows: Vec<T>,
-    limit: usize,
-    cut_short: bool,
-    key: impl Fn(&T) -> (&str, Uuid),
-) -> Option<Page<T>> {
+/// `rows` (fetched with [`rows_to_ask`]) as a page of `limit`; rows cut
+/// short by their weight mean more follow. `None` when a row's
+/// `created_at` cannot be read as a time (the database answered something
+/// that cannot be right).
+pub(crate) fn paged<T: Listed>(rows: PageRows<T>, limit: usize) -> Option<Page<T>> {
+    let PageRows {
+        mut rows,
+        cut_short,
+    } = rows;
     let ask = rows_to_ask(limit);
     let more = cut_short || rows.len() > limit || (ask == limit && rows.len() == limit);
     let next_cursor = if more {
         rows.truncate(limit);
         match rows.last() {
             Some(last) => {
-                let (created_at, id) = key(last);
+                let (created_at, id) = last.page_key();
                 Some(PageCursor::after(created_at, id)?)
             }
             None => None,

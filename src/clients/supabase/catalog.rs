@@ -88,10 +88,7 @@ impl SupabaseClient {
             "result_limit": limit,
             "p_model_version": embedding.model_version,
         });
-        self.policy
-            .call(deadline, || {
-                self.execute(self.user_rpc("search_catalog_items", &params, token))
-            })
+        self.user_read("search_catalog_items", &params, token, deadline)
             .await
     }
 
@@ -109,33 +106,26 @@ impl SupabaseClient {
         after: Option<&PageCursor>,
         deadline: Deadline,
     ) -> Result<PageRows<CatalogItem>, SupabaseCallError> {
-        self.list_page(
-            limit,
-            after,
-            ITEMS_PER_ANSWER,
-            deadline,
-            |row: &CatalogItem| (row.created_at.as_str(), row.id),
-            |ask, after| {
-                let mut request = self
-                    .user_request("catalog_items", token)
-                    .select("*")
-                    .eq("org_id", org_id.to_string())
-                    .order("created_at.desc,id.desc")
-                    .limit(ask);
-                if let Some(status) = status {
-                    request = request.eq("status", status.as_str());
-                }
-                if let Some(key) = after {
-                    // Quoted: a timestamp holds `.`, `:` and `+`.
-                    request = request.or(format!(
-                        "created_at.lt.\"{t}\",and(created_at.eq.\"{t}\",id.lt.{id})",
-                        t = key.created_at(),
-                        id = key.id
-                    ));
-                }
-                request
-            },
-        )
+        self.list_page(limit, after, ITEMS_PER_ANSWER, deadline, |ask, after| {
+            let mut request = self
+                .user_request("catalog_items", token)
+                .select("*")
+                .eq("org_id", org_id.to_string())
+                .order("created_at.desc,id.desc")
+                .limit(ask);
+            if let Some(status) = status {
+                request = request.eq("status", status.as_str());
+            }
+            if let Some(key) = after {
+                // Quoted: a timestamp holds `.`, `:` and `+`.
+                request = request.or(format!(
+                    "created_at.lt.\"{t}\",and(created_at.eq.\"{t}\",id.lt.{id})",
+                    t = key.created_at(),
+                    id = key.id
+                ));
+            }
+            request
+        })
         .await
     }
 
@@ -203,11 +193,13 @@ impl SupabaseClient {
             "p_model_version": embedding.model_version,
         }));
         // Not retried on a lost answer: a retry could create the item twice.
-        self.policy
-            .call_once(deadline, || {
-                self.execute(self.user_rpc("create_catalog_item_with_embedding", &params, token))
-            })
-            .await
+        self.user_write(
+            "create_catalog_item_with_embedding",
+            &params,
+            token,
+            deadline,
+        )
+        .await
     }
 
     /// The org's active items, and how many have an embedding by `model_version`.

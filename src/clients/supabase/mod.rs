@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::config::SupabaseSettings;
-use crate::domain::{PageCursor, Role};
+use crate::domain::{Listed, PageCursor, Role};
 use crate::resilience::{BreakerState, CallError, Deadline, Dependency};
 
 /// A handle to the project's PostgREST API; cheap to clone.
@@ -182,6 +182,38 @@ impl SupabaseClient {
         Ok(rows.into_iter().next())
     }
 
+    /// SQL function `function` as the bearer of `token`, retried as a read:
+    /// only for functions that change nothing.
+    async fn user_read<T: DeserializeOwned>(
+        &self,
+        function: &str,
+        params: &serde_json::Value,
+        token: &str,
+        deadline: Deadline,
+    ) -> Result<T, SupabaseCallError> {
+        self.policy
+            .call(deadline, || {
+                self.execute(self.user_rpc(function, params, token))
+            })
+            .await
+    }
+
+    /// SQL function `function` as the bearer of `token`, tried once: a write
+    /// whose answer was lost might have committed, and must not run twice.
+    async fn user_write<T: DeserializeOwned>(
+        &self,
+        function: &str,
+        params: &serde_json::Value,
+        token: &str,
+        deadline: Deadline,
+    ) -> Result<T, SupabaseCallError> {
+        self.policy
+            .call_once(deadline, || {
+                self.execute(self.user_rpc(function, params, token))
+            })
+            .await
+    }
+
     /// A call of SQL function `function` as the bearer of `token`.
     fn user_rpc(
         &self,
@@ -205,13 +237,12 @@ impl SupabaseClient {
     /// count and a cursor), so no answer outgrows [`MAX_ANSWER_BYTES`]
     /// whatever the rows hold. The page stops early, `cut_short`, once
     /// what it read weighs [`PAGE_BYTES`].
-    pub(crate) async fn list_page<T: DeserializeOwned>(
+    pub(crate) async fn list_page<T: DeserializeOwned + Listed>(
         &self,
         limit: usize,
         after: Option<&PageCursor>,
         chunk: usize,
         deadline: Deadline,
-        key: impl Fn(&T) -> (&str, Uuid),
         build: impl Fn(usize, Option<&PageCursor>) -> postgrest::Builder,
     ) -> Result<PageRows<T>, SupabaseCallError> {
         let mut rows = Vec::new();
@@ -226,7 +257,7 @@ impl SupabaseClient {
             bytes += size;
             let full = answer.len() == ask;
             let next = answer.last().map(|last| {
-                let (created_at, id) = key(last);
+                let (created_at, id) = last.page_key();
                 PageCursor::after(created_at, id)
             });
             rows.append(&mut answer);

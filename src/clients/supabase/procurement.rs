@@ -133,10 +133,7 @@ impl SupabaseClient {
             "p_justification": justification,
         }));
         // Not retried on a lost answer: a retry could file it twice.
-        self.policy
-            .call_once(deadline, || {
-                self.execute(self.user_rpc("create_request", &params, token))
-            })
+        self.user_write("create_request", &params, token, deadline)
             .await
     }
 
@@ -150,26 +147,19 @@ impl SupabaseClient {
         after: Option<&PageCursor>,
         deadline: Deadline,
     ) -> Result<PageRows<Request>, SupabaseCallError> {
-        self.list_page(
-            limit,
-            after,
-            REQUESTS_PER_ANSWER,
-            deadline,
-            |row: &Request| (row.created_at.as_str(), row.id),
-            |ask, after| {
-                let mut request = self
-                    .user_request("requests", token)
-                    .select("*")
-                    .eq("org_id", org_id.to_string());
-                if let Some(status) = filter.status {
-                    request = request.eq("status", status.as_str());
-                }
-                if let Some(user) = filter.created_by {
-                    request = request.eq("created_by", user.to_string());
-                }
-                page(request, ask, after)
-            },
-        )
+        self.list_page(limit, after, REQUESTS_PER_ANSWER, deadline, |ask, after| {
+            let mut request = self
+                .user_request("requests", token)
+                .select("*")
+                .eq("org_id", org_id.to_string());
+            if let Some(status) = filter.status {
+                request = request.eq("status", status.as_str());
+            }
+            if let Some(user) = filter.created_by {
+                request = request.eq("created_by", user.to_string());
+            }
+            page(request, ask, after)
+        })
         .await
     }
 
@@ -201,10 +191,7 @@ impl SupabaseClient {
             "p_proposal": proposal.map(|(kind, draft)| proposal_columns(kind, draft)),
         }));
         // A retry after a lost answer finds the request reviewed: 409, never twice.
-        self.policy
-            .call_once(deadline, || {
-                self.execute(self.user_rpc("review_request", &params, token))
-            })
+        self.user_write("review_request", &params, token, deadline)
             .await
     }
 
@@ -221,10 +208,7 @@ impl SupabaseClient {
             "p_proposal": proposal_columns(kind, draft),
             "p_request_id": request_id,
         }));
-        self.policy
-            .call_once(deadline, || {
-                self.execute(self.user_rpc("create_proposal", &params, token))
-            })
+        self.user_write("create_proposal", &params, token, deadline)
             .await
     }
 
@@ -240,10 +224,7 @@ impl SupabaseClient {
             "p_proposal": proposal_columns(ProposalType::AddItem, draft),
             "p_justification": justification,
         }));
-        self.policy
-            .call_once(deadline, || {
-                self.execute(self.user_rpc("request_new_item", &params, token))
-            })
+        self.user_write("request_new_item", &params, token, deadline)
             .await
     }
 
@@ -262,7 +243,6 @@ impl SupabaseClient {
             after,
             PROPOSALS_PER_ANSWER,
             deadline,
-            |row: &Proposal| (row.created_at.as_str(), row.id),
             |ask, after| {
                 let mut request = self
                     .user_request("proposals", token)
@@ -328,10 +308,7 @@ impl SupabaseClient {
         deadline: Deadline,
     ) -> Result<Proposal, SupabaseCallError> {
         let params = rpc_params(json!({ "p_proposal_id": id, "p_review_notes": review_notes }));
-        self.policy
-            .call_once(deadline, || {
-                self.execute(self.user_rpc("reject_proposal", &params, token))
-            })
+        self.user_write("reject_proposal", &params, token, deadline)
             .await
     }
 
@@ -367,7 +344,6 @@ impl SupabaseClient {
             after,
             AUDIT_EVENTS_PER_ANSWER,
             deadline,
-            |row: &AuditEvent| (row.created_at.as_str(), row.id),
             |ask, after| {
                 let mut request = self
                     .user_request("audit_events", token)

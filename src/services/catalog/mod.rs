@@ -160,10 +160,7 @@ impl CatalogService {
                 deadline,
             )
             .await?;
-        paged(rows.rows, limit, rows.cut_short, |row| {
-            (row.created_at.as_str(), row.id)
-        })
-        .ok_or(CatalogError::Inconsistent("created_at is not a timestamp"))
+        paged(rows, limit).ok_or(CatalogError::Inconsistent("created_at is not a timestamp"))
     }
 
     /// One item of the caller's org.

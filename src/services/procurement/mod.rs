@@ -20,7 +20,7 @@ use crate::clients::gemini::GeminiCallError;
 use crate::clients::supabase::{
     Breach, PageRows, Refusal, SupabaseCallError, SupabaseClient, SupabaseError,
 };
-use crate::domain::{AuditEvent, AuditFilter, PageCursor, ProposalDraft, Role};
+use crate::domain::{AuditEvent, AuditFilter, Listed, PageCursor, ProposalDraft, Role};
 use crate::resilience::{CallError, Deadline};
 use crate::services::embeddings::{EmbeddingError, EmbeddingService};
 use crate::services::enrichment::{EnrichmentError, EnrichmentService};
@@ -144,7 +144,7 @@ impl ProcurementService {
                 deadline,
             )
             .await?;
-        page_of(rows, limit, |row| (row.created_at.as_str(), row.id))
+        page_of(rows, limit)
     }
 
     /// A workflow function's outcome, except that its "not found" for a row
@@ -231,12 +231,8 @@ impl ProcurementService {
 
 /// Rows as a page; a row whose `created_at` is not a time is the
 /// database answering something that cannot be right.
-fn page_of<T>(
-    rows: PageRows<T>,
-    limit: usize,
-    key: impl Fn(&T) -> (&str, Uuid),
-) -> Result<Page<T>, ProcurementError> {
-    paged(rows.rows, limit, rows.cut_short, key).ok_or(ProcurementError::Inconsistent(
+fn page_of<T: Listed>(rows: PageRows<T>, limit: usize) -> Result<Page<T>, ProcurementError> {
+    paged(rows, limit).ok_or(ProcurementError::Inconsistent(
         "created_at is not a timestamp",
     ))
 }

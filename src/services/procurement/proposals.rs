@@ -68,7 +68,7 @@ impl ProcurementService {
                 deadline,
             )
             .await?;
-        page_of(rows, limit, |row| (row.created_at.as_str(), row.id))
+        page_of(rows, limit)
     }
 
     /// One proposal of the caller's org.

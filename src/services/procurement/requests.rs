@@ -63,7 +63,7 @@ impl ProcurementService {
                 deadline,
             )
             .await?;
-        page_of(rows, limit, |row| (row.created_at.as_str(), row.id))
+        page_of(rows, limit)
     }
 
     /// One request of the caller's org.
