@@ -27,7 +27,7 @@ pub use list::TextList;
 pub use number::{Count, Price, Threshold};
 pub use procurement::{AuditEvent, AuditFilter, Proposal, ProposalDraft, Request, RequestFilter};
 pub use search_result::SearchResults;
-pub use text::{OptionalText, Text};
+pub use text::{OptionalText, Text, TextRefusal};
 pub(crate) use text::{free_text, free_text_schema, printable_pattern};
 pub(crate) use vocabulary::enum_schema;
 /// A row that lists newest first: its place in that order, `(created_at,
@@ -61,11 +61,3 @@ pub use vocabulary::{
     Confidence, ItemStatus, PricingType, ProposalStatus, ProposalType, RequestStatus,
     ReviewDecision, Role, TaskType,
 };
-
-/// What a value type says when the input is not acceptable; the request
-/// reader puts the field's name in front (`name` + ` must not be empty`).
-pub(crate) mod message {
-    /// A blank text. A field reads it as missing (`name is required`, the
-    /// original's rule), a list entry as empty (`texts[0] must not be empty`).
-    pub(crate) const BLANK: &str = "is blank";
-}

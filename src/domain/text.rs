@@ -7,13 +7,11 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{Deserializer, Error as _, IntoDeserializer, Visitor};
+use serde::de::{Deserializer, Error as _, IntoDeserializer, Unexpected, Visitor};
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
-
-use super::message::BLANK;
 
 /// Characters refused in text: the C0 and C1 controls except `\t`, `\n`, `\r`
 /// (what `char::is_control` calls control), as a regex class body.
@@ -66,26 +64,47 @@ pub(crate) fn free_text_schema(max: usize) -> ObjectBuilder {
         .pattern(Some(format!("^[^{CONTROL}]*$")))
 }
 
+/// Why a text was refused, in words to put after the field's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextRefusal {
+    /// Empty or only whitespace.
+    Blank,
+    /// Longer than this many characters.
+    TooLong(usize),
+    /// Holds a control character.
+    Control,
+}
+
+impl fmt::Display for TextRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Blank => f.write_str("is blank"),
+            Self::TooLong(max) => write!(f, "must be at most {max} characters"),
+            Self::Control => f.write_str("must not contain control characters"),
+        }
+    }
+}
+
 /// A non-blank text of at most `MAX` characters, trimmed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct Text<const MAX: usize>(String);
 
 impl<const MAX: usize> Text<MAX> {
-    /// `raw` trimmed, or what is wrong with it (after the field's name).
+    /// `raw` trimmed, or what is wrong with it.
     ///
     /// # Errors
     /// Blank, longer than `MAX` characters, or with a control character.
-    pub fn parse(raw: &str) -> Result<Self, String> {
+    pub fn parse(raw: &str) -> Result<Self, TextRefusal> {
         if raw.chars().count() > MAX {
-            return Err(format!("must be at most {MAX} characters"));
+            return Err(TextRefusal::TooLong(MAX));
         }
         if raw.chars().any(refused) {
-            return Err("must not contain control characters".to_owned());
+            return Err(TextRefusal::Control);
         }
         let trimmed = raw.trim();
         if trimmed.is_empty() {
-            return Err(BLANK.to_owned());
+            return Err(TextRefusal::Blank);
         }
         Ok(Self(trimmed.to_owned()))
     }
@@ -116,7 +135,13 @@ impl<'de, const MAX: usize> Deserialize<'de> for Text<MAX> {
                 f.write_str("a string")
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Text<MAX>, E> {
-                Text::parse(v).map_err(E::custom)
+                Text::parse(v).map_err(|why| match why {
+                    // Said as serde says a value is unacceptable, so the
+                    // request reader tells a blank field (missing, the
+                    // original's rule) from a blank list entry (empty).
+                    TextRefusal::Blank => E::invalid_value(Unexpected::Str(v), &self),
+                    other => E::custom(other),
+                })
             }
         }
         d.deserialize_str(TextVisitor::<MAX>)
@@ -227,15 +252,14 @@ mod tests {
     #[test]
     fn text_is_trimmed_bounded_and_printable() {
         assert_eq!(Text::<5>::parse("  ab ").unwrap().as_str(), "ab");
-        assert_eq!(Text::<5>::parse("   ").unwrap_err(), BLANK);
+        assert_eq!(Text::<5>::parse("   ").unwrap_err(), TextRefusal::Blank);
         assert_eq!(
-            Text::<3>::parse("abcd").unwrap_err(),
+            Text::<3>::parse("abcd").unwrap_err().to_string(),
             "must be at most 3 characters"
         );
-        assert!(
-            Text::<9>::parse("a\u{9e}b")
-                .unwrap_err()
-                .contains("control")
+        assert_eq!(
+            Text::<9>::parse("a\u{9e}b").unwrap_err(),
+            TextRefusal::Control
         );
         assert!(Text::<9>::parse("a\tb\nc").is_ok());
     }

@@ -29,6 +29,9 @@ macro_rules! string_enum {
             /// Every value, in declaration order.
             pub const ALL: &'static [Self] = &[$(Self::$variant),+];
 
+            /// Every value as written, in declaration order.
+            pub const NAMES: &'static [&'static str] = &[$($text),+];
+
             /// The value as it is written on the wire and in the database.
             pub const fn as_str(self) -> &'static str {
                 match self {

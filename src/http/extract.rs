@@ -3,23 +3,26 @@
 //! deserialize straight into a route's request type, whose fields are
 //! `domain` values that check themselves; plus the request [`Deadline`].
 //!
-//! serde's refusals are turned into the original service's messages here,
-//! once: the field's path in front (`product_names[3]`), then what is wrong
-//! (`is required`, `must be a string`, `must be at most 500 characters`).
-//! Fields the endpoint does not know are ignored, as the original did, so
-//! its clients keep working. Every failure is an [`ApiError`].
+//! A refusal arrives typed ([`super::refusal::Refusal`]) and is worded once,
+//! as the original service did: the field's path in front
+//! (`product_names[3]`), then what is wrong (`is required`, `must be a
+//! string`, `must be at most 500 characters`). Fields the endpoint does not
+//! know are ignored, as the original did, so its clients keep working.
+//! Every failure is an [`ApiError`]; [`InputRejection`] also says which
+//! required field was missing, for a route with its own words for that.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
-use serde::de::value::{Error as ValueError, MapDeserializer};
-use serde_json::error::Category;
-use serde_path_to_error::{Path, Segment};
+use serde::de::value::MapDeserializer;
+use serde_json::Value;
+use serde_path_to_error::Segment;
 
-use crate::domain::message::BLANK;
+use super::refusal::{JsonValue, Refusal, message};
 use crate::error::ApiError;
 use crate::resilience::Deadline;
 use crate::state::AppState;
@@ -29,18 +32,59 @@ use crate::state::AppState;
 pub struct JsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
-    type Rejection = ApiError;
+    type Rejection = InputRejection;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(request: Request, state: &S) -> Result<Self, InputRejection> {
         if !is_json(request.headers()) {
             return Err(ApiError::UnsupportedMediaType(
                 "expected a request body with content-type application/json".to_owned(),
-            ));
+            )
+            .into());
         }
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(body_rejection)?;
         read_json(&bytes).map(Self)
+    }
+}
+
+/// Why a body was refused: the error clients get, and the top-level field
+/// that was required (absent, null or blank) when that was the reason.
+#[derive(Debug)]
+pub struct InputRejection {
+    error: ApiError,
+    required: Option<String>,
+}
+
+impl InputRejection {
+    /// The error, but `message` when `field` was required and not given (a
+    /// route whose original words differ: `Item name is required`).
+    pub fn unless_required(self, field: &str, message: &str) -> ApiError {
+        match self.required {
+            Some(required) if required == field => ApiError::BadRequest(message.to_owned()),
+            _ => self.error,
+        }
+    }
+}
+
+impl From<ApiError> for InputRejection {
+    fn from(error: ApiError) -> Self {
+        Self {
+            error,
+            required: None,
+        }
+    }
+}
+
+impl From<InputRejection> for ApiError {
+    fn from(rejection: InputRejection) -> Self {
+        rejection.error
+    }
+}
+
+impl IntoResponse for InputRejection {
+    fn into_response(self) -> Response {
+        self.error.into_response()
     }
 }
 
@@ -50,9 +94,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 pub struct JsonBodyOrNone<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for JsonBodyOrNone<T> {
-    type Rejection = ApiError;
+    type Rejection = InputRejection;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(request: Request, state: &S) -> Result<Self, InputRejection> {
         let json = is_json(request.headers());
         let bytes = Bytes::from_request(request, state)
             .await
@@ -63,7 +107,8 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for JsonBodyO
         if !json {
             return Err(ApiError::UnsupportedMediaType(
                 "expected a request body with content-type application/json".to_owned(),
-            ));
+            )
+            .into());
         }
         read_json(&bytes).map(Self)
     }
@@ -73,39 +118,30 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for JsonBodyO
 ///
 /// # Errors
 /// [`ApiError::BadRequest`] saying which field is wrong and how.
-pub fn read_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub fn read_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, InputRejection> {
+    let invalid = || ApiError::BadRequest("request body is not valid JSON".to_owned());
+    let value: Value = serde_json::from_slice(bytes).map_err(|_| invalid())?;
     // serde would read an array into a struct's fields in order; the
     // original took objects only.
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(ApiError::BadRequest(
-            if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
-                "request body must be a JSON object"
-            } else {
-                "request body is not valid JSON"
-            }
-            .to_owned(),
-        ));
+    if !value.is_object() {
+        return Err(ApiError::BadRequest("request body must be a JSON object".to_owned()).into());
     }
-    let mut json = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut json).map_err(|e| {
-        let path = e.path().clone();
-        let inner = e.into_inner();
-        match inner.classify() {
-            Category::Data => {
-                // serde_json appends where in the text it stopped; the path says more.
-                let location = format!(" at line {} column {}", inner.line(), inner.column());
-                let message = inner.to_string();
-                let message = message.strip_suffix(&location).unwrap_or(&message);
-                refusal(&path, message)
-            }
-            Category::Io | Category::Syntax | Category::Eof => {
-                ApiError::BadRequest("request body is not valid JSON".to_owned())
-            }
+    serde_path_to_error::deserialize(JsonValue(value)).map_err(|e| {
+        let mut path = e.path().iter();
+        let required = match (e.inner(), path.next(), path.next()) {
+            (Refusal::Missing(field), None, _) => Some((*field).to_owned()),
+            (
+                Refusal::Blank | Refusal::WrongType { null: true, .. },
+                Some(Segment::Map { key }),
+                None,
+            ) => Some(key.clone()),
+            _ => None,
+        };
+        InputRejection {
+            error: ApiError::BadRequest(message(e.path(), e.inner())),
+            required,
         }
-    })?;
-    json.end()
-        .map_err(|_| ApiError::BadRequest("request body is not valid JSON".to_owned()))?;
-    Ok(value)
+    })
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -147,10 +183,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
             .map_err(|_| ApiError::BadRequest("query string is malformed".to_owned()))?;
-        let pairs = MapDeserializer::<_, ValueError>::new(pairs.into_iter());
+        let pairs = MapDeserializer::<_, Refusal>::new(pairs.into_iter());
         serde_path_to_error::deserialize(pairs)
             .map(Self)
-            .map_err(|e| refusal(e.path(), &e.inner().to_string()))
+            .map_err(|e| ApiError::BadRequest(message(e.path(), e.inner())))
     }
 }
 
@@ -184,49 +220,6 @@ where
     raw.parse().map(Some).map_err(serde::de::Error::custom)
 }
 
-/// Marks a refusal that is a whole message, not one to put after the
-/// field's path: a few of the original's messages name the field their own
-/// way (`Invalid proposal_type. Must be one of: ...`).
-pub(crate) const WHOLE_MESSAGE: &str = "\u{1}whole:";
-
-/// serde's refusal of the value at `path`, in the original's words.
-fn refusal(path: &Path, message: &str) -> ApiError {
-    let at_root = path.iter().next().is_none();
-    let in_list = matches!(path.iter().next_back(), Some(Segment::Seq { .. }));
-    let text = if let Some(field) = message
-        .strip_prefix("missing field `")
-        .and_then(|rest| rest.strip_suffix('`'))
-    {
-        if at_root {
-            format!("{field} is required")
-        } else {
-            format!("{path}.{field} is required")
-        }
-    } else if at_root {
-        "request body must be a JSON object".to_owned()
-    } else if message.starts_with("invalid type: null") && !in_list {
-        format!("{path} is required")
-    } else if let Some((_, expected)) = message
-        .strip_prefix("invalid type: ")
-        .or_else(|| message.strip_prefix("invalid value: "))
-        .and_then(|rest| rest.rsplit_once(", expected "))
-    {
-        format!("{path} must be {expected}")
-    } else if message == BLANK {
-        // A field left blank is missing (the original's rule); a list entry is empty.
-        if in_list {
-            format!("{path} must not be empty")
-        } else {
-            format!("{path} is required")
-        }
-    } else if let Some(whole) = message.strip_prefix(WHOLE_MESSAGE) {
-        whole.to_owned()
-    } else {
-        format!("{path} {message}")
-    };
-    ApiError::BadRequest(text)
-}
-
 impl FromRequestParts<AppState> for Deadline {
     type Rejection = ApiError;
 
@@ -258,9 +251,7 @@ mod tests {
     }
 
     fn message(json: &str) -> String {
-        read_json::<Example>(json.as_bytes())
-            .unwrap_err()
-            .to_string()
+        ApiError::from(read_json::<Example>(json.as_bytes()).unwrap_err()).to_string()
     }
 
     #[test]

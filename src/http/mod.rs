@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cors;
 pub mod extract;
 pub mod middleware;
+mod refusal;
 pub mod routes;
 pub mod server;
 

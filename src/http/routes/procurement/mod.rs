@@ -37,9 +37,10 @@ impl utoipa::OpenApi for Api {
     }
 }
 
-/// Reads an enumeration refusing other values with the original's message.
+/// Reads an enumeration refusing other values with `$refuse` (a generic
+/// `fn(&str) -> E`), in the original's words for that field.
 macro_rules! worded_enum {
-    ($(#[$meta:meta])* $name:ident($inner:ty), $refusal:expr) => {
+    ($(#[$meta:meta])* $name:ident($inner:ty), $refuse:ident) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy)]
         struct $name($inner);
@@ -49,7 +50,7 @@ macro_rules! worded_enum {
                 let text = std::borrow::Cow::<str>::deserialize(d)?;
                 <$inner>::parse(&text)
                     .map(Self)
-                    .ok_or_else(|| <D::Error as serde::de::Error>::custom($refusal))
+                    .ok_or_else(|| $refuse::<D::Error>(&text))
             }
         }
 

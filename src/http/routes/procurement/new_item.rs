@@ -14,7 +14,7 @@ use crate::domain::{
     Metadata, OptionalProductUrl, OptionalText, Price, PricingType, Proposal, ProposalDraft, Text,
 };
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::http::extract::JsonBody;
+use crate::http::extract::{InputRejection, JsonBody};
 use crate::http::routes::products::EnrichmentBody;
 use crate::resilience::Deadline;
 use crate::services::procurement::NewItemRequest;
@@ -80,15 +80,10 @@ async fn request_new_item(
     State(state): State<AppState>,
     caller: Caller,
     deadline: Deadline,
-    body: Result<JsonBody<NewItemRequestBody>, ApiError>,
+    body: Result<JsonBody<NewItemRequestBody>, InputRejection>,
 ) -> Result<(StatusCode, Json<NewItemRequestAnswer>), ApiError> {
-    let JsonBody(body) = body.map_err(|e| match e {
-        // The original's words for this route.
-        ApiError::BadRequest(m) if m == "name is required" => {
-            ApiError::BadRequest("Item name is required".to_owned())
-        }
-        other => other,
-    })?;
+    // The original's words for this route.
+    let JsonBody(body) = body.map_err(|e| e.unless_required("name", "Item name is required"))?;
     let request = NewItemRequest {
         draft: ProposalDraft {
             item_name: None,

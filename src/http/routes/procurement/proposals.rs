@@ -19,9 +19,7 @@ use crate::domain::{
     Proposal, ProposalDraft, ProposalStatus, ProposalType,
 };
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::http::extract::{
-    JsonBody, JsonBodyOrNone, Params, WHOLE_MESSAGE, from_query, from_query_or_empty,
-};
+use crate::http::extract::{JsonBody, JsonBodyOrNone, Params, from_query, from_query_or_empty};
 use crate::http::routes::common::{cursor_param_schema, page_size, path_id};
 use crate::resilience::Deadline;
 use crate::services::page::Page;
@@ -48,13 +46,16 @@ pub(super) fn router() -> Router<AppState> {
 pub(super) struct Api;
 
 worded_enum!(
-    /// A `proposal_type`, refused as the original did.
+    /// A `proposal_type`: another value is an unknown variant, which the
+    /// request reader words as the original did (`Invalid proposal_type.
+    /// Must be one of: ADD_ITEM, ...`).
     Kind(ProposalType),
-    format!(
-        "{WHOLE_MESSAGE}Invalid proposal_type. Must be one of: {}",
-        ProposalType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
-    )
+    not_a_proposal_type
 );
+
+fn not_a_proposal_type<E: serde::de::Error>(text: &str) -> E {
+    E::unknown_variant(text, ProposalType::NAMES)
+}
 
 /// Body of `POST /api/proposals` (and of a review's `create_proposal`):
 /// the item fields follow the catalog's create rules; blank texts mean absent.

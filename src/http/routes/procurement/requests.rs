@@ -40,8 +40,12 @@ pub(super) struct Api;
 worded_enum!(
     /// A review's `status`, refused as the original did.
     Decision(ReviewDecision),
-    "must be 'approved' or 'rejected'"
+    not_a_decision
 );
+
+fn not_a_decision<E: serde::de::Error>(_: &str) -> E {
+    E::custom("must be 'approved' or 'rejected'")
+}
 
 /// Body of `POST /api/requests`.
 #[derive(Debug, Deserialize, ToSchema)]
