@@ -5,7 +5,8 @@
 //! - [`startup`]: builds the [`startup::Application`] from settings; `main` and tests use it.
 //! - [`http`]: the router, middleware and thin handlers.
 //! - [`services`]: use cases, free of HTTP types.
-//! - [`domain`]: the vocabulary (statuses, roles, ...) and validated request values.
+//! - [`domain`]: the vocabulary (statuses, roles, ...), validated request values, and
+//!   the entities (items, requests, proposals, audit events), each one type from row to answer.
 //! - [`clients`]: typed clients for Gemini and Supabase (PostgREST).
 //! - [`error`]: [`error::ApiError`], the one error type clients see.
 //! - [`state`], [`telemetry`], [`shutdown`]: shared state, logging, signals.

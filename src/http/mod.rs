@@ -1,5 +1,6 @@
 //! The HTTP edge: routes, and the middleware every request passes through.
 //! Handlers stay thin: parse input, call a service, map the result to JSON.
+//! Bad input is refused by type (`refusal`) and worded once (`extract`).
 
 pub mod auth;
 pub mod cors;

@@ -1,7 +1,9 @@
 //! The procurement workflow through PostgREST: requests, proposals, their
-//! merge and the audit log. Every write is one call of a SQL function, as
-//! the caller, that also writes the audit events (`db/migrations/0013`);
-//! reads run as the caller so row-level security has the last word.
+//! merge and the audit log. Every write is one call of a SQL function that
+//! also writes the audit events (`db/migrations/0013`): as the caller, but
+//! a merge with the service key and the reviewer as actor (0020). Reads run
+//! as the caller so row-level security has the last word. Writes take
+//! domain values; the `proposals` columns they become are named here alone.
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
