@@ -93,10 +93,6 @@ impl Failure for JwksError {
         matches!(self, Self::Status(429))
     }
 
-    fn retry_hint(&self) -> Option<Duration> {
-        None
-    }
-
     fn timed_out(after: Duration) -> Self {
         Self::Transport {
             message: format!("no answer within {after:?}"),

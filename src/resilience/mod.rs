@@ -53,8 +53,10 @@ pub trait Failure: std::fmt::Display {
     fn is_dependency_failure(&self) -> bool;
     /// A rate limit, which deserves longer waits and more attempts.
     fn is_rate_limit(&self) -> bool;
-    /// How long the server asked us to wait, if it said.
-    fn retry_hint(&self) -> Option<Duration>;
+    /// How long the server asked us to wait, if it said (few servers do).
+    fn retry_hint(&self) -> Option<Duration> {
+        None
+    }
     /// The error for an attempt that ran out of time.
     fn timed_out(after: Duration) -> Self;
 }

@@ -236,10 +236,6 @@ impl Failure for SupabaseError {
         matches!(self, Self::Unavailable { answer } if answer.status == 429)
     }
 
-    fn retry_hint(&self) -> Option<Duration> {
-        None
-    }
-
     fn timed_out(after: Duration) -> Self {
         Self::Transport {
             message: format!("no answer within {after:?}"),
