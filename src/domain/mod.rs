@@ -25,7 +25,9 @@ pub use id::Id;
 pub use item::{CatalogItem, ItemDraft, Metadata, OptionalProductUrl, ProductUrl, SearchHit};
 pub use list::TextList;
 pub use number::{Count, Price, Threshold};
-pub use procurement::{AuditEvent, AuditFilter, Proposal, ProposalDraft, Request, RequestFilter};
+pub use procurement::{
+    AuditEvent, AuditFilter, Proposal, ProposalDraft, Record, Request, RequestFilter,
+};
 pub use search_result::SearchResults;
 pub use text::{OptionalText, Text, TextRefusal};
 pub(crate) use text::{free_text, free_text_schema, printable_pattern};

@@ -82,6 +82,34 @@ pub struct Proposal {
     pub justification: Option<String>,
 }
 
+/// Which workflow record an id names, where the two are handled alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    /// A row of `requests`.
+    Request,
+    /// A row of `proposals`.
+    Proposal,
+}
+
+impl Record {
+    /// As the database's `procurement_row_exists` and the original's
+    /// messages name it (`Access denied to request`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Request => "request",
+            Self::Proposal => "proposal",
+        }
+    }
+
+    /// At the start of the original's messages (`Request not found: <id>`).
+    pub const fn title(self) -> &'static str {
+        match self {
+            Self::Request => "Request",
+            Self::Proposal => "Proposal",
+        }
+    }
+}
+
 /// A new proposal's fields, checked (the rules only the database can
 /// check, such as whose item `replacing_item_id` is, are checked there).
 #[derive(Debug, Clone, Default)]

@@ -14,7 +14,7 @@ use super::catalog::{rpc_params, vector_literal};
 use super::{ItemEmbedding, PageRows, SupabaseCallError, SupabaseClient};
 use crate::domain::{
     AuditEvent, AuditFilter, Metadata, PageCursor, Price, PricingType, ProductUrl, Proposal,
-    ProposalDraft, ProposalStatus, ProposalType, Request, RequestFilter, ReviewDecision,
+    ProposalDraft, ProposalStatus, ProposalType, Record, Request, RequestFilter, ReviewDecision,
     SearchResults,
 };
 use crate::resilience::Deadline;
@@ -314,15 +314,15 @@ impl SupabaseClient {
             .await
     }
 
-    /// Whether a request (`kind` "request") or proposal ("proposal") exists
-    /// in any org; service key, so users cannot probe other orgs' ids.
+    /// Whether the request or proposal `id` exists in any org; service key,
+    /// so users cannot probe other orgs' ids.
     pub(crate) async fn procurement_row_exists(
         &self,
-        kind: &str,
+        kind: Record,
         id: Uuid,
         deadline: Deadline,
     ) -> Result<bool, SupabaseCallError> {
-        let params = json!({ "p_kind": kind, "p_id": id });
+        let params = json!({ "p_kind": kind.as_str(), "p_id": id });
         self.policy
             .call(deadline, || {
                 self.execute(self.service_rpc("procurement_row_exists", &params))

@@ -5,18 +5,18 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use uuid::Uuid;
 
-use crate::domain::{Count, Id, PageCursor};
+use crate::domain::{Count, Id, PageCursor, Record};
 use crate::error::ApiError;
 
 /// Longest search query accepted (a search, or the one a request records).
 pub(super) const MAX_QUERY_CHARS: usize = 1_000;
 
-/// The id in a workflow path, refused in the original's words
+/// The id of a workflow record in a path, refused in the original's words
 /// (`Invalid request ID format`).
-pub(super) fn path_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
+pub(super) fn path_id(raw: &str, record: Record) -> Result<Uuid, ApiError> {
     raw.parse::<Id>()
         .map(|id| id.0)
-        .map_err(|_| ApiError::BadRequest(format!("Invalid {what} ID format")))
+        .map_err(|_| ApiError::BadRequest(format!("Invalid {} ID format", record.as_str())))
 }
 
 /// Rows per page: the query's `limit`, 100 when absent.

@@ -20,7 +20,7 @@ use crate::clients::gemini::GeminiCallError;
 use crate::clients::supabase::{
     Breach, PageRows, Refusal, SupabaseCallError, SupabaseClient, SupabaseError,
 };
-use crate::domain::{AuditEvent, AuditFilter, Listed, PageCursor, ProposalDraft, Role};
+use crate::domain::{AuditEvent, AuditFilter, Listed, PageCursor, ProposalDraft, Record, Role};
 use crate::resilience::{CallError, Deadline};
 use crate::services::embeddings::{EmbeddingError, EmbeddingService};
 use crate::services::enrichment::{EnrichmentError, EnrichmentService};
@@ -156,7 +156,7 @@ impl ProcurementService {
         &self,
         caller: &Caller,
         outcome: Result<T, SupabaseCallError>,
-        kind: &'static str,
+        kind: Record,
         id: Uuid,
         other_org: &str,
         deadline: Deadline,
@@ -170,12 +170,12 @@ impl ProcurementService {
         };
         let token = &caller.access_token;
         let ours = match kind {
-            "request" => self
+            Record::Request => self
                 .supabase
                 .get_request(token, id, deadline)
                 .await?
                 .is_some(),
-            _ => self
+            Record::Proposal => self
                 .supabase
                 .get_proposal(token, id, deadline)
                 .await?
@@ -198,13 +198,13 @@ impl ProcurementService {
     async fn owned<T>(
         &self,
         caller: &Caller,
-        kind: &'static str,
+        kind: Record,
         id: Uuid,
         row: Option<T>,
         org: Option<Uuid>,
         deadline: Deadline,
     ) -> Result<T, ProcurementError> {
-        let denied = || ProcurementError::OtherOrg(format!("Access denied to {kind}"));
+        let denied = || ProcurementError::OtherOrg(format!("Access denied to {}", kind.as_str()));
         match row {
             Some(row) if org == Some(caller.org_id) => Ok(row),
             Some(_) => Err(denied()),
@@ -215,16 +215,10 @@ impl ProcurementService {
             {
                 Err(denied())
             }
-            None => {
-                let name = if kind == "request" {
-                    "Request"
-                } else {
-                    "Proposal"
-                };
-                Err(ProcurementError::NotFound(format!(
-                    "{name} not found: {id}"
-                )))
-            }
+            None => Err(ProcurementError::NotFound(format!(
+                "{} not found: {id}",
+                kind.title()
+            ))),
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::auth::Caller;
 use crate::clients::supabase::ItemEmbedding;
 use crate::domain::{
     Metadata, PageCursor, Price, ProductUrl, Proposal, ProposalDraft, ProposalStatus, ProposalType,
-    TaskType,
+    Record, TaskType,
 };
 use crate::resilience::Deadline;
 use crate::services::embeddings::catalog_item_text;
@@ -86,7 +86,8 @@ impl ProcurementService {
             .get_proposal(&caller.access_token, id, deadline)
             .await?;
         let org = row.as_ref().map(|r| r.org_id);
-        self.owned(caller, "proposal", id, row, org, deadline).await
+        self.owned(caller, Record::Proposal, id, row, org, deadline)
+            .await
     }
 
     /// Approves a pending proposal: embeds the item's text (adding and
@@ -183,7 +184,7 @@ impl ProcurementService {
             .unless_other_orgs(
                 caller,
                 row,
-                "proposal",
+                Record::Proposal,
                 id,
                 "Cannot reject proposal from different organization",
                 deadline,

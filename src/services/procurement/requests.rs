@@ -7,8 +7,8 @@ use uuid::Uuid;
 use super::{ProcurementError, ProcurementService, REVIEWERS, page_of};
 use crate::auth::Caller;
 use crate::domain::{
-    PageCursor, Proposal, ProposalDraft, ProposalType, Request, RequestFilter, ReviewDecision,
-    SearchResults,
+    PageCursor, Proposal, ProposalDraft, ProposalType, Record, Request, RequestFilter,
+    ReviewDecision, SearchResults,
 };
 use crate::resilience::Deadline;
 use crate::services::page::{Page, rows_to_ask};
@@ -81,7 +81,8 @@ impl ProcurementService {
             .get_request(&caller.access_token, id, deadline)
             .await?;
         let org = row.as_ref().map(|r| r.org_id);
-        self.owned(caller, "request", id, row, org, deadline).await
+        self.owned(caller, Record::Request, id, row, org, deadline)
+            .await
     }
 
     /// Approves or rejects a pending request; approving with `proposal`
@@ -119,7 +120,7 @@ impl ProcurementService {
             .unless_other_orgs(
                 caller,
                 reviewed,
-                "request",
+                Record::Request,
                 id,
                 "Cannot review request from different organization",
                 deadline,

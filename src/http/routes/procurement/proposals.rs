@@ -16,7 +16,7 @@ use super::{MAX_NOTE_CHARS, worded_enum};
 use crate::auth::Caller;
 use crate::domain::{
     Count, Id, Metadata, OptionalProductUrl, OptionalText, PageCursor, Price, PricingType,
-    Proposal, ProposalDraft, ProposalStatus, ProposalType,
+    Proposal, ProposalDraft, ProposalStatus, ProposalType, Record,
 };
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::{JsonBody, JsonBodyOrNone, Params, from_query, from_query_or_empty};
@@ -213,7 +213,7 @@ async fn get_proposal(
     deadline: Deadline,
     Path(id): Path<String>,
 ) -> Result<Json<Proposal>, ApiError> {
-    let id = path_id(&id, "proposal")?;
+    let id = path_id(&id, Record::Proposal)?;
     let proposal = state
         .procurement
         .get_proposal(&caller, id, deadline)
@@ -248,7 +248,7 @@ async fn approve_proposal(
     Path(id): Path<String>,
     JsonBodyOrNone(body): JsonBodyOrNone<DecisionBody>,
 ) -> Result<Json<Proposal>, ApiError> {
-    let id = path_id(&id, "proposal")?;
+    let id = path_id(&id, Record::Proposal)?;
     let notes = body.review_notes.into_option();
     let proposal = state
         .procurement
@@ -275,7 +275,7 @@ async fn reject_proposal(
     Path(id): Path<String>,
     JsonBodyOrNone(body): JsonBodyOrNone<DecisionBody>,
 ) -> Result<Json<Proposal>, ApiError> {
-    let id = path_id(&id, "proposal")?;
+    let id = path_id(&id, Record::Proposal)?;
     let notes = body.review_notes.into_option();
     let proposal = state
         .procurement

@@ -14,7 +14,7 @@ use super::proposals::NewProposalBody;
 use super::{MAX_NOTE_CHARS, worded_enum};
 use crate::auth::Caller;
 use crate::domain::{
-    Count, Id, OptionalText, PageCursor, Proposal, Request, RequestFilter, RequestStatus,
+    Count, Id, OptionalText, PageCursor, Proposal, Record, Request, RequestFilter, RequestStatus,
     ReviewDecision, SearchResults, Text,
 };
 use crate::error::{ApiError, ErrorEnvelope};
@@ -160,7 +160,7 @@ async fn get_request(
     deadline: Deadline,
     Path(id): Path<String>,
 ) -> Result<Json<Request>, ApiError> {
-    let id = path_id(&id, "request")?;
+    let id = path_id(&id, Record::Request)?;
     let request = state.procurement.get_request(&caller, id, deadline).await?;
     Ok(Json(request))
 }
@@ -205,7 +205,7 @@ async fn review_request(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<ReviewBody>,
 ) -> Result<Json<ReviewedBody>, ApiError> {
-    let id = path_id(&id, "request")?;
+    let id = path_id(&id, Record::Request)?;
     let notes = body.review_notes.into_option();
     let proposal = body
         .create_proposal
