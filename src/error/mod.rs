@@ -5,7 +5,7 @@
 //! extractor rejections, 404 and 405 fallbacks, and bare error responses from
 //! tower layers (see `http::middleware::error_envelope`). 5xx messages stay
 //! generic; the internal cause is logged once here, inside the request span.
-//! The mapping from every service and client error is in [`mapping`].
+//! The mapping from every service and client error is in `mapping`.
 
 mod mapping;
 

@@ -3,7 +3,7 @@
 //! deserialize straight into a route's request type, whose fields are
 //! `domain` values that check themselves; plus the request [`Deadline`].
 //!
-//! A refusal arrives typed ([`super::refusal::Refusal`]) and is worded once,
+//! A refusal arrives typed (`http::refusal::Refusal`) and is worded once,
 //! as the original service did: the field's path in front
 //! (`product_names[3]`), then what is wrong (`is required`, `must be a
 //! string`, `must be at most 500 characters`). Fields the endpoint does not
@@ -119,8 +119,8 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for JsonBodyO
 /// # Errors
 /// [`ApiError::BadRequest`] saying which field is wrong and how.
 pub fn read_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, InputRejection> {
-    let invalid = || ApiError::BadRequest("request body is not valid JSON".to_owned());
-    let value: Value = serde_json::from_slice(bytes).map_err(|_| invalid())?;
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|_| ApiError::BadRequest("request body is not valid JSON".to_owned()))?;
     // serde would read an array into a struct's fields in order; the
     // original took objects only.
     if !value.is_object() {

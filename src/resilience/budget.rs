@@ -12,7 +12,7 @@ use tokio::time::Instant;
 /// The window's length, in one-second slots.
 const WINDOW_SECONDS: usize = 10;
 
-/// First attempts and retries of the last [`WINDOW_SECONDS`] seconds.
+/// First attempts and retries of the last `WINDOW_SECONDS` seconds.
 #[derive(Debug)]
 pub struct RetryBudget {
     ratio: f64,

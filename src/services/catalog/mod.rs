@@ -2,7 +2,7 @@
 //! atomic create with embedding) and embedding repair. Reads and creates run
 //! as the caller so row-level security has the last word; only repair uses
 //! the service key, and it embeds in `batchEmbedContents` chunks written with
-//! one bulk request each (in [`repair`]).
+//! one bulk request each (in `repair`).
 
 mod repair;
 

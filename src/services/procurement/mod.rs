@@ -4,8 +4,8 @@
 //! audit events; approving embeds the item's text first, so a Gemini failure
 //! writes nothing and the proposal stays pending.
 //!
-//! One `impl ProcurementService` per resource: [`requests`] (requests and
-//! their review), [`proposals`] (proposals, their approval and the
+//! One `impl ProcurementService` per resource: `requests` (requests and
+//! their review), `proposals` (proposals, their approval and the
 //! new-item request); the audit log and what both share are here.
 
 mod proposals;

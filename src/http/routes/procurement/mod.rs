@@ -1,6 +1,6 @@
 //! The procurement workflow, as the original served it, one module per
-//! resource: [`requests`], [`proposals`], [`new_item`] (request-new-item)
-//! and [`audit`] (the audit log). Requests deserialize into each module's
+//! resource: `requests`, `proposals`, `new_item` (request-new-item)
+//! and `audit` (the audit log). Requests deserialize into each module's
 //! types; the work is in `services::procurement`.
 
 mod audit;
