@@ -160,3 +160,91 @@ impl<'de> de::Deserializer<'de> for JsonValue {
         tuple_struct map struct enum identifier ignored_any
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+    use serde_json::json;
+
+    use super::*;
+    use crate::domain::{ProposalType, Text};
+
+    #[derive(Debug, Deserialize)]
+    #[expect(dead_code, reason = "read only through Debug")]
+    struct Inner {
+        name: Text<5>,
+        kind: Option<Kind>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[expect(dead_code, reason = "read only through Debug")]
+    struct Outer {
+        inner: Option<Inner>,
+        names: Option<Vec<Text<5>>>,
+        count: Option<u8>,
+        signed: Option<i64>,
+        ratio: Option<f64>,
+    }
+
+    #[derive(Debug)]
+    struct Kind;
+
+    impl<'de> Deserialize<'de> for Kind {
+        fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let text = String::deserialize(d)?;
+            Err(de::Error::unknown_variant(&text, ProposalType::NAMES))
+        }
+    }
+
+    fn refused(value: Value) -> String {
+        let error = serde_path_to_error::deserialize::<_, Outer>(JsonValue(value)).unwrap_err();
+        message(error.path(), error.inner())
+    }
+
+    #[test]
+    fn each_refusal_is_worded_by_its_kind_and_place() {
+        assert_eq!(refused(json!({"inner": {}})), "inner.name is required");
+        assert_eq!(
+            refused(json!({"inner": {"name": null}})),
+            "inner.name is required"
+        );
+        assert_eq!(
+            refused(json!({"inner": {"name": " "}})),
+            "inner.name is required"
+        );
+        assert_eq!(
+            refused(json!({"inner": {"name": 1}})),
+            "inner.name must be a string"
+        );
+        assert_eq!(
+            refused(json!({"names": ["a", " "]})),
+            "names[1] must not be empty"
+        );
+        assert_eq!(
+            refused(json!({"names": ["a", null]})),
+            "names[1] must be a string"
+        );
+        assert_eq!(
+            refused(json!({"inner": {"name": "toolong"}})),
+            "inner.name must be at most 5 characters"
+        );
+        assert_eq!(
+            refused(json!({"inner": {"name": "a", "kind": "X"}})),
+            "Invalid kind. Must be one of: ADD_ITEM, REPLACE_ITEM, DEPRECATE_ITEM"
+        );
+    }
+
+    #[test]
+    fn numbers_reach_their_types_as_serde_json_would_hand_them() {
+        let read = |value: Value| serde_path_to_error::deserialize::<_, Outer>(JsonValue(value));
+        let ok = read(json!({"count": 7, "signed": -3, "ratio": 1})).unwrap();
+        assert_eq!(
+            (ok.count, ok.signed, ok.ratio),
+            (Some(7), Some(-3), Some(1.0))
+        );
+        let error = read(json!({"count": 300})).unwrap_err();
+        assert_eq!(message(error.path(), error.inner()), "count must be u8");
+        let error = read(json!({"count": -1})).unwrap_err();
+        assert_eq!(message(error.path(), error.inner()), "count must be u8");
+    }
+}
