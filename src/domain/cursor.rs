@@ -176,6 +176,15 @@ fn parse_rfc3339_micros(text: &str) -> Option<i64> {
     seconds.checked_mul(MICROS_PER_SECOND)?.checked_add(micros)
 }
 
+/// One page of a newest-first list and where the next starts.
+#[derive(Debug)]
+pub struct Page<T> {
+    /// Newest first.
+    pub rows: Vec<T>,
+    /// Where the next page starts; `None` on the last page.
+    pub next_cursor: Option<PageCursor>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,7 +20,7 @@ mod text;
 mod timestamp;
 mod vocabulary;
 
-pub use cursor::PageCursor;
+pub use cursor::{Page, PageCursor};
 pub use id::Id;
 pub use item::{CatalogItem, ItemDraft, Metadata, OptionalProductUrl, ProductUrl, SearchHit};
 pub use list::TextList;

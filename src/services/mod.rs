@@ -6,7 +6,6 @@ pub mod embeddings;
 pub mod enrichment;
 pub mod fan_out;
 pub mod membership;
-pub mod page;
 pub mod procurement;
 pub mod query_cache;
 pub mod readiness;

@@ -7,8 +7,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{PageRows, SupabaseCallError, SupabaseClient};
-use crate::domain::{CatalogItem, ItemDraft, ItemStatus, PageCursor, SearchHit};
+use super::{SupabaseCallError, SupabaseClient};
+use crate::domain::{CatalogItem, ItemDraft, ItemStatus, Page, PageCursor, SearchHit};
 use crate::resilience::Deadline;
 
 /// An item's text fields, for embedding.
@@ -105,7 +105,7 @@ impl SupabaseClient {
         limit: usize,
         after: Option<&PageCursor>,
         deadline: Deadline,
-    ) -> Result<PageRows<CatalogItem>, SupabaseCallError> {
+    ) -> Result<Page<CatalogItem>, SupabaseCallError> {
         self.list_page(limit, after, ITEMS_PER_ANSWER, deadline, |ask, after| {
             let mut request = self
                 .user_request("catalog_items", token)

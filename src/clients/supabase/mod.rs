@@ -10,6 +10,7 @@ mod api_key;
 mod backfill;
 mod catalog;
 mod error;
+mod page;
 mod procurement;
 
 pub use api_key::{ApiKey, ApiKeyKind};
@@ -26,8 +27,8 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::config::SupabaseSettings;
-use crate::domain::{Listed, PageCursor, Role};
-use crate::resilience::{BreakerState, CallError, Deadline, Dependency};
+use crate::domain::Role;
+use crate::resilience::{BreakerState, Deadline, Dependency};
 
 /// A handle to the project's PostgREST API; cheap to clone.
 #[derive(Clone)]
@@ -232,59 +233,6 @@ impl SupabaseClient {
         Ok(self.execute_sized(request).await?.0)
     }
 
-    /// Up to `limit` rows of a newest-first list after `after`, read in
-    /// answers of at most `chunk` rows (`build` makes the request for a
-    /// count and a cursor), so no answer outgrows [`MAX_ANSWER_BYTES`]
-    /// whatever the rows hold. The page stops early, `cut_short`, once
-    /// what it read weighs [`PAGE_BYTES`].
-    pub(crate) async fn list_page<T: DeserializeOwned + Listed>(
-        &self,
-        limit: usize,
-        after: Option<&PageCursor>,
-        chunk: usize,
-        deadline: Deadline,
-        build: impl Fn(usize, Option<&PageCursor>) -> postgrest::Builder,
-    ) -> Result<PageRows<T>, SupabaseCallError> {
-        let mut rows = Vec::new();
-        let mut bytes = 0;
-        let mut cursor = after.copied();
-        while rows.len() < limit {
-            let ask = chunk.min(limit - rows.len());
-            let (mut answer, size): (Vec<T>, usize) = self
-                .policy
-                .call(deadline, || self.execute_sized(build(ask, cursor.as_ref())))
-                .await?;
-            bytes += size;
-            let full = answer.len() == ask;
-            let next = answer.last().map(|last| {
-                let (created_at, id) = last.page_key();
-                PageCursor::after(created_at, id)
-            });
-            rows.append(&mut answer);
-            if !full || rows.len() >= limit {
-                break;
-            }
-            if bytes >= PAGE_BYTES {
-                return Ok(PageRows {
-                    rows,
-                    cut_short: true,
-                });
-            }
-            cursor = match next.flatten() {
-                Some(next) => Some(next),
-                None => {
-                    return Err(CallError::Upstream(SupabaseError::Decode(
-                        "a row's created_at is not a timestamp".to_owned(),
-                    )));
-                }
-            };
-        }
-        Ok(PageRows {
-            rows,
-            cut_short: false,
-        })
-    }
-
     /// [`Self::execute`], with the answer's size in bytes.
     async fn execute_sized<T: DeserializeOwned>(
         &self,
@@ -348,20 +296,6 @@ impl SupabaseClient {
 /// large as whatever the rows hold; list pages are read in chunks sized to
 /// stay well under it.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
-
-/// What a list page may weigh before it ends early with a cursor: a page of
-/// ordinary rows (a few kB each) never comes near it.
-pub const PAGE_BYTES: usize = 16 * 1024 * 1024;
-
-/// The rows read for one page of a list.
-#[derive(Debug)]
-pub(crate) struct PageRows<T> {
-    /// Newest first.
-    pub rows: Vec<T>,
-    /// The page ended before the rows asked for because it weighed
-    /// [`PAGE_BYTES`]: more rows follow.
-    pub cut_short: bool,
-}
 
 /// `catalog_items` or `rpc/search_catalog_items`: what a slow statement's
 /// log line names, from the request's path.

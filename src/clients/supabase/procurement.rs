@@ -11,9 +11,9 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::catalog::{rpc_params, vector_literal};
-use super::{ItemEmbedding, PageRows, SupabaseCallError, SupabaseClient};
+use super::{ItemEmbedding, SupabaseCallError, SupabaseClient};
 use crate::domain::{
-    AuditEvent, AuditFilter, Metadata, PageCursor, Price, PricingType, ProductUrl, Proposal,
+    AuditEvent, AuditFilter, Metadata, Page, PageCursor, Price, PricingType, ProductUrl, Proposal,
     ProposalDraft, ProposalStatus, ProposalType, Record, Request, RequestFilter, ReviewDecision,
     SearchResults,
 };
@@ -148,7 +148,7 @@ impl SupabaseClient {
         limit: usize,
         after: Option<&PageCursor>,
         deadline: Deadline,
-    ) -> Result<PageRows<Request>, SupabaseCallError> {
+    ) -> Result<Page<Request>, SupabaseCallError> {
         self.list_page(limit, after, REQUESTS_PER_ANSWER, deadline, |ask, after| {
             let mut request = self
                 .user_request("requests", token)
@@ -239,7 +239,7 @@ impl SupabaseClient {
         limit: usize,
         after: Option<&PageCursor>,
         deadline: Deadline,
-    ) -> Result<PageRows<Proposal>, SupabaseCallError> {
+    ) -> Result<Page<Proposal>, SupabaseCallError> {
         self.list_page(
             limit,
             after,
@@ -340,7 +340,7 @@ impl SupabaseClient {
         limit: usize,
         after: Option<&PageCursor>,
         deadline: Deadline,
-    ) -> Result<PageRows<AuditEvent>, SupabaseCallError> {
+    ) -> Result<Page<AuditEvent>, SupabaseCallError> {
         self.list_page(
             limit,
             after,

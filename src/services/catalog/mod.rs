@@ -16,12 +16,13 @@ use uuid::Uuid;
 use crate::auth::{Caller, NotAllowed};
 use crate::clients::gemini::GeminiCallError;
 use crate::clients::supabase::{ItemEmbedding, SupabaseCallError, SupabaseClient};
-use crate::domain::{CatalogItem, ItemDraft, ItemStatus, PageCursor, Role, SearchHit, TaskType};
+use crate::domain::{
+    CatalogItem, ItemDraft, ItemStatus, Page, PageCursor, Role, SearchHit, TaskType,
+};
 use crate::resilience::Deadline;
 use crate::services::embeddings::{EmbeddingError, EmbeddingService, catalog_item_text};
 use crate::services::fan_out::TaskFailed;
 use crate::services::membership::MembershipDirectory;
-use crate::services::page::{Page, paged, rows_to_ask};
 use crate::services::query_cache::{QueryCacheStatus, QueryEmbeddingCache};
 
 /// Why a catalog operation failed.
@@ -120,7 +121,7 @@ impl CatalogService {
         if vector.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = self
+        let hits = self
             .supabase
             .search_items(
                 &caller.access_token,
@@ -134,7 +135,7 @@ impl CatalogService {
                 deadline,
             )
             .await?;
-        Ok(rows)
+        Ok(hits)
     }
 
     /// A page of the caller's org's items, newest first, after `cursor`.
@@ -149,18 +150,18 @@ impl CatalogService {
         cursor: Option<PageCursor>,
         deadline: Deadline,
     ) -> Result<Page<CatalogItem>, CatalogError> {
-        let rows = self
+        let page = self
             .supabase
             .list_items(
                 &caller.access_token,
                 caller.org_id,
                 status,
-                rows_to_ask(limit),
+                limit,
                 cursor.as_ref(),
                 deadline,
             )
             .await?;
-        paged(rows, limit).ok_or(CatalogError::Inconsistent("created_at is not a timestamp"))
+        Ok(page)
     }
 
     /// One item of the caller's org.

@@ -17,16 +17,13 @@ use uuid::Uuid;
 
 use crate::auth::{Caller, NotAllowed};
 use crate::clients::gemini::GeminiCallError;
-use crate::clients::supabase::{
-    Breach, PageRows, Refusal, SupabaseCallError, SupabaseClient, SupabaseError,
-};
-use crate::domain::{AuditEvent, AuditFilter, Listed, PageCursor, ProposalDraft, Record, Role};
+use crate::clients::supabase::{Breach, Refusal, SupabaseCallError, SupabaseClient, SupabaseError};
+use crate::domain::{AuditEvent, AuditFilter, Page, PageCursor, ProposalDraft, Record, Role};
 use crate::resilience::{CallError, Deadline};
 use crate::services::embeddings::{EmbeddingError, EmbeddingService};
 use crate::services::enrichment::{EnrichmentError, EnrichmentService};
 use crate::services::fan_out::TaskFailed;
 use crate::services::membership::MembershipDirectory;
-use crate::services::page::{Page, paged, rows_to_ask};
 
 /// Who may review requests and proposals.
 const REVIEWERS: &[Role] = &[Role::Reviewer, Role::Admin];
@@ -133,18 +130,18 @@ impl ProcurementService {
         deadline: Deadline,
     ) -> Result<Page<AuditEvent>, ProcurementError> {
         caller.require(Role::Admin)?;
-        let rows = self
+        let page = self
             .supabase
             .list_audit_events(
                 &caller.access_token,
                 caller.org_id,
                 filter,
-                rows_to_ask(limit),
+                limit,
                 cursor.as_ref(),
                 deadline,
             )
             .await?;
-        page_of(rows, limit)
+        Ok(page)
     }
 
     /// A workflow function's outcome, except that its "not found" for a row
@@ -221,12 +218,4 @@ impl ProcurementService {
             ))),
         }
     }
-}
-
-/// Rows as a page; a row whose `created_at` is not a time is the
-/// database answering something that cannot be right.
-fn page_of<T: Listed>(rows: PageRows<T>, limit: usize) -> Result<Page<T>, ProcurementError> {
-    paged(rows, limit).ok_or(ProcurementError::Inconsistent(
-        "created_at is not a timestamp",
-    ))
 }

@@ -5,17 +5,16 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{NewItemRequest, ProcurementError, ProcurementService, REVIEWERS, page_of};
+use super::{NewItemRequest, ProcurementError, ProcurementService, REVIEWERS};
 use crate::auth::Caller;
 use crate::clients::supabase::ItemEmbedding;
 use crate::domain::{
-    Metadata, PageCursor, Price, ProductUrl, Proposal, ProposalDraft, ProposalStatus, ProposalType,
-    Record, TaskType,
+    Metadata, Page, PageCursor, Price, ProductUrl, Proposal, ProposalDraft, ProposalStatus,
+    ProposalType, Record, TaskType,
 };
 use crate::resilience::Deadline;
 use crate::services::embeddings::catalog_item_text;
 use crate::services::enrichment::{Enrichment, EnrichmentRequest};
-use crate::services::page::{Page, rows_to_ask};
 
 impl ProcurementService {
     /// Gemini calls a new-item request makes: one enrichment when asked
@@ -57,18 +56,18 @@ impl ProcurementService {
         cursor: Option<PageCursor>,
         deadline: Deadline,
     ) -> Result<Page<Proposal>, ProcurementError> {
-        let rows = self
+        let page = self
             .supabase
             .list_proposals(
                 &caller.access_token,
                 caller.org_id,
                 status,
-                rows_to_ask(limit),
+                limit,
                 cursor.as_ref(),
                 deadline,
             )
             .await?;
-        page_of(rows, limit)
+        Ok(page)
     }
 
     /// One proposal of the caller's org.

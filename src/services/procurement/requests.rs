@@ -4,14 +4,13 @@
 
 use uuid::Uuid;
 
-use super::{ProcurementError, ProcurementService, REVIEWERS, page_of};
+use super::{ProcurementError, ProcurementService, REVIEWERS};
 use crate::auth::Caller;
 use crate::domain::{
-    PageCursor, Proposal, ProposalDraft, ProposalType, Record, Request, RequestFilter,
+    Page, PageCursor, Proposal, ProposalDraft, ProposalType, Record, Request, RequestFilter,
     ReviewDecision, SearchResults,
 };
 use crate::resilience::Deadline;
-use crate::services::page::{Page, rows_to_ask};
 
 impl ProcurementService {
     /// Files a request as the caller (any member).
@@ -52,18 +51,18 @@ impl ProcurementService {
         cursor: Option<PageCursor>,
         deadline: Deadline,
     ) -> Result<Page<Request>, ProcurementError> {
-        let rows = self
+        let page = self
             .supabase
             .list_requests(
                 &caller.access_token,
                 caller.org_id,
                 &filter,
-                rows_to_ask(limit),
+                limit,
                 cursor.as_ref(),
                 deadline,
             )
             .await?;
-        page_of(rows, limit)
+        Ok(page)
     }
 
     /// One request of the caller's org.

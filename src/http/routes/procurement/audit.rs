@@ -9,12 +9,13 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::auth::Caller;
-use crate::domain::{AuditEvent, AuditFilter, Count, Id, PageCursor, free_text, printable_pattern};
+use crate::domain::{
+    AuditEvent, AuditFilter, Count, Id, Page, PageCursor, free_text, printable_pattern,
+};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::{Params, from_query, from_query_or_empty};
 use crate::http::routes::common::{cursor_param_schema, page_size};
 use crate::resilience::Deadline;
-use crate::services::page::Page;
 use crate::state::AppState;
 
 /// Routes of this module.

@@ -15,14 +15,13 @@ use uuid::Uuid;
 use super::{MAX_NOTE_CHARS, worded_enum};
 use crate::auth::Caller;
 use crate::domain::{
-    Count, Id, Metadata, OptionalProductUrl, OptionalText, PageCursor, Price, PricingType,
+    Count, Id, Metadata, OptionalProductUrl, OptionalText, Page, PageCursor, Price, PricingType,
     Proposal, ProposalDraft, ProposalStatus, ProposalType, Record,
 };
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::{JsonBody, JsonBodyOrNone, Params, from_query, from_query_or_empty};
 use crate::http::routes::common::{cursor_param_schema, page_size, path_id};
 use crate::resilience::Deadline;
-use crate::services::page::Page;
 use crate::state::AppState;
 
 /// Routes of this module.

@@ -14,14 +14,13 @@ use super::proposals::NewProposalBody;
 use super::{MAX_NOTE_CHARS, worded_enum};
 use crate::auth::Caller;
 use crate::domain::{
-    Count, Id, OptionalText, PageCursor, Proposal, Record, Request, RequestFilter, RequestStatus,
-    ReviewDecision, SearchResults, Text,
+    Count, Id, OptionalText, Page, PageCursor, Proposal, Record, Request, RequestFilter,
+    RequestStatus, ReviewDecision, SearchResults, Text,
 };
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::{JsonBody, Params, from_query, from_query_or_empty};
 use crate::http::routes::common::{MAX_QUERY_CHARS, cursor_param_schema, page_size, path_id};
 use crate::resilience::Deadline;
-use crate::services::page::Page;
 use crate::state::AppState;
 
 /// Routes of this module.
