@@ -184,7 +184,7 @@ pub(crate) async fn spawn_app() -> TestApp {
 
 /// Whether `name` is one of the server's settings, as `.env.example`
 /// (checked against the source by a unit test) documents them.
-pub(crate) fn is_setting(name: &str) -> bool {
+fn is_setting(name: &str) -> bool {
     include_str!("../../.env.example").lines().any(|line| {
         line.trim_start_matches("# ")
             .starts_with(&format!("{name}="))

@@ -106,25 +106,15 @@ impl SupabaseClient {
         after: Option<&PageCursor>,
         deadline: Deadline,
     ) -> Result<Page<CatalogItem>, SupabaseCallError> {
-        self.list_page(limit, after, ITEMS_PER_ANSWER, deadline, |ask, after| {
-            let mut request = self
+        self.list_page(limit, after, ITEMS_PER_ANSWER, deadline, || {
+            let request = self
                 .user_request("catalog_items", token)
                 .select("*")
-                .eq("org_id", org_id.to_string())
-                .order("created_at.desc,id.desc")
-                .limit(ask);
-            if let Some(status) = status {
-                request = request.eq("status", status.as_str());
+                .eq("org_id", org_id.to_string());
+            match status {
+                Some(status) => request.eq("status", status.as_str()),
+                None => request,
             }
-            if let Some(key) = after {
-                // Quoted: a timestamp holds `.`, `:` and `+`.
-                request = request.or(format!(
-                    "created_at.lt.\"{t}\",and(created_at.eq.\"{t}\",id.lt.{id})",
-                    t = key.created_at(),
-                    id = key.id
-                ));
-            }
-            request
         })
         .await
     }

@@ -27,17 +27,18 @@ fn rows_to_ask(limit: usize) -> usize {
 
 impl SupabaseClient {
     /// A page of `limit` rows of a newest-first list after `after`, read in
-    /// answers of at most `chunk` rows (`build` makes the request for a
-    /// count and a cursor), so no answer outgrows [`super::MAX_ANSWER_BYTES`]
-    /// whatever the rows hold. The page stops early, with a cursor, once
-    /// what it read weighs [`PAGE_BYTES`].
+    /// answers of at most `chunk` rows, so no answer outgrows
+    /// [`super::MAX_ANSWER_BYTES`] whatever the rows hold. `query` makes the
+    /// list's filtered request; the order, the count and the keyset filter
+    /// are added here. The page stops early, with a cursor, once what it
+    /// read weighs [`PAGE_BYTES`].
     pub(crate) async fn list_page<T: DeserializeOwned + Listed>(
         &self,
         limit: usize,
         after: Option<&PageCursor>,
         chunk: usize,
         deadline: Deadline,
-        build: impl Fn(usize, Option<&PageCursor>) -> postgrest::Builder,
+        query: impl Fn() -> postgrest::Builder,
     ) -> Result<Page<T>, SupabaseCallError> {
         let ask = rows_to_ask(limit);
         let mut rows = Vec::new();
@@ -49,7 +50,7 @@ impl SupabaseClient {
             let (mut answer, size): (Vec<T>, usize) = self
                 .policy
                 .call(deadline, || {
-                    self.execute_sized(build(want, cursor.as_ref()))
+                    self.execute_sized(keyset(query(), want, cursor.as_ref()))
                 })
                 .await?;
             bytes += size;
@@ -72,6 +73,24 @@ impl SupabaseClient {
             None
         };
         Ok(Page { rows, next_cursor })
+    }
+}
+
+/// `request`, newest first, `limit` rows after `after`.
+fn keyset(
+    request: postgrest::Builder,
+    limit: usize,
+    after: Option<&PageCursor>,
+) -> postgrest::Builder {
+    let request = request.order("created_at.desc,id.desc").limit(limit);
+    match after {
+        // Quoted: a timestamp holds `.`, `:` and `+`.
+        Some(key) => request.or(format!(
+            "created_at.lt.\"{t}\",and(created_at.eq.\"{t}\",id.lt.{id})",
+            t = key.created_at(),
+            id = key.id
+        )),
+        None => request,
     }
 }
 

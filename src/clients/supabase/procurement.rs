@@ -92,7 +92,6 @@ fn merge_function(kind: ProposalType) -> &'static str {
     }
 }
 
-/// Newest first, after `after`: the keyset filter every list shares.
 /// Rows per PostgREST answer when listing, from the largest row the
 /// database allows (0020): a request carries up to 512 KiB of search
 /// results and 5,000-character notes (about 560 kB), a proposal an item's
@@ -102,22 +101,6 @@ fn merge_function(kind: ProposalType) -> &'static str {
 const REQUESTS_PER_ANSWER: usize = 50;
 const PROPOSALS_PER_ANSWER: usize = 200;
 const AUDIT_EVENTS_PER_ANSWER: usize = 400;
-
-fn page(
-    mut request: postgrest::Builder,
-    limit: usize,
-    after: Option<&PageCursor>,
-) -> postgrest::Builder {
-    request = request.order("created_at.desc,id.desc").limit(limit);
-    if let Some(key) = after {
-        request = request.or(format!(
-            "created_at.lt.\"{t}\",and(created_at.eq.\"{t}\",id.lt.{id})",
-            t = key.created_at(),
-            id = key.id
-        ));
-    }
-    request
-}
 
 impl SupabaseClient {
     /// Files a request as the caller, with its audit event.
@@ -149,7 +132,7 @@ impl SupabaseClient {
         after: Option<&PageCursor>,
         deadline: Deadline,
     ) -> Result<Page<Request>, SupabaseCallError> {
-        self.list_page(limit, after, REQUESTS_PER_ANSWER, deadline, |ask, after| {
+        self.list_page(limit, after, REQUESTS_PER_ANSWER, deadline, || {
             let mut request = self
                 .user_request("requests", token)
                 .select("*")
@@ -160,7 +143,7 @@ impl SupabaseClient {
             if let Some(user) = filter.created_by {
                 request = request.eq("created_by", user.to_string());
             }
-            page(request, ask, after)
+            request
         })
         .await
     }
@@ -240,22 +223,16 @@ impl SupabaseClient {
         after: Option<&PageCursor>,
         deadline: Deadline,
     ) -> Result<Page<Proposal>, SupabaseCallError> {
-        self.list_page(
-            limit,
-            after,
-            PROPOSALS_PER_ANSWER,
-            deadline,
-            |ask, after| {
-                let mut request = self
-                    .user_request("proposals", token)
-                    .select("*")
-                    .eq("org_id", org_id.to_string());
-                if let Some(status) = status {
-                    request = request.eq("status", status.as_str());
-                }
-                page(request, ask, after)
-            },
-        )
+        self.list_page(limit, after, PROPOSALS_PER_ANSWER, deadline, || {
+            let mut request = self
+                .user_request("proposals", token)
+                .select("*")
+                .eq("org_id", org_id.to_string());
+            if let Some(status) = status {
+                request = request.eq("status", status.as_str());
+            }
+            request
+        })
         .await
     }
 
@@ -341,28 +318,22 @@ impl SupabaseClient {
         after: Option<&PageCursor>,
         deadline: Deadline,
     ) -> Result<Page<AuditEvent>, SupabaseCallError> {
-        self.list_page(
-            limit,
-            after,
-            AUDIT_EVENTS_PER_ANSWER,
-            deadline,
-            |ask, after| {
-                let mut request = self
-                    .user_request("audit_events", token)
-                    .select("*")
-                    .eq("org_id", org_id.to_string());
-                if let Some(event_type) = filter.event_type {
-                    request = request.eq("event_type", event_type);
-                }
-                if let Some(resource_type) = filter.resource_type {
-                    request = request.eq("resource_type", resource_type);
-                }
-                if let Some(resource_id) = filter.resource_id {
-                    request = request.eq("resource_id", resource_id.to_string());
-                }
-                page(request, ask, after)
-            },
-        )
+        self.list_page(limit, after, AUDIT_EVENTS_PER_ANSWER, deadline, || {
+            let mut request = self
+                .user_request("audit_events", token)
+                .select("*")
+                .eq("org_id", org_id.to_string());
+            if let Some(event_type) = filter.event_type {
+                request = request.eq("event_type", event_type);
+            }
+            if let Some(resource_type) = filter.resource_type {
+                request = request.eq("resource_type", resource_type);
+            }
+            if let Some(resource_id) = filter.resource_id {
+                request = request.eq("resource_id", resource_id.to_string());
+            }
+            request
+        })
         .await
     }
 }

@@ -150,7 +150,7 @@ impl CatalogService {
         cursor: Option<PageCursor>,
         deadline: Deadline,
     ) -> Result<Page<CatalogItem>, CatalogError> {
-        let page = self
+        Ok(self
             .supabase
             .list_items(
                 &caller.access_token,
@@ -160,8 +160,7 @@ impl CatalogService {
                 cursor.as_ref(),
                 deadline,
             )
-            .await?;
-        Ok(page)
+            .await?)
     }
 
     /// One item of the caller's org.

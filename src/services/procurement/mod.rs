@@ -130,7 +130,7 @@ impl ProcurementService {
         deadline: Deadline,
     ) -> Result<Page<AuditEvent>, ProcurementError> {
         caller.require(Role::Admin)?;
-        let page = self
+        Ok(self
             .supabase
             .list_audit_events(
                 &caller.access_token,
@@ -140,8 +140,7 @@ impl ProcurementService {
                 cursor.as_ref(),
                 deadline,
             )
-            .await?;
-        Ok(page)
+            .await?)
     }
 
     /// A workflow function's outcome, except that its "not found" for a row

@@ -56,7 +56,7 @@ impl ProcurementService {
         cursor: Option<PageCursor>,
         deadline: Deadline,
     ) -> Result<Page<Proposal>, ProcurementError> {
-        let page = self
+        Ok(self
             .supabase
             .list_proposals(
                 &caller.access_token,
@@ -66,8 +66,7 @@ impl ProcurementService {
                 cursor.as_ref(),
                 deadline,
             )
-            .await?;
-        Ok(page)
+            .await?)
     }
 
     /// One proposal of the caller's org.

@@ -51,7 +51,7 @@ impl ProcurementService {
         cursor: Option<PageCursor>,
         deadline: Deadline,
     ) -> Result<Page<Request>, ProcurementError> {
-        let page = self
+        Ok(self
             .supabase
             .list_requests(
                 &caller.access_token,
@@ -61,8 +61,7 @@ impl ProcurementService {
                 cursor.as_ref(),
                 deadline,
             )
-            .await?;
-        Ok(page)
+            .await?)
     }
 
     /// One request of the caller's org.
