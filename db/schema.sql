@@ -23,6 +23,93 @@ CREATE SCHEMA public;
 COMMENT ON SCHEMA public IS 'standard public schema';
 
 --
+-- Name: catalog_imports; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.catalog_imports (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    org_id uuid NOT NULL,
+    created_by uuid NOT NULL,
+    idempotency_key text,
+    body_sha256 text,
+    format text NOT NULL,
+    status text DEFAULT 'receiving'::text NOT NULL,
+    paused_reason text,
+    total integer DEFAULT 0 NOT NULL,
+    processed integer DEFAULT 0 NOT NULL,
+    created integer DEFAULT 0 NOT NULL,
+    updated integer DEFAULT 0 NOT NULL,
+    unchanged integer DEFAULT 0 NOT NULL,
+    failed integer DEFAULT 0 NOT NULL,
+    price_up integer DEFAULT 0 NOT NULL,
+    price_down integer DEFAULT 0 NOT NULL,
+    errors jsonb DEFAULT '[]'::jsonb NOT NULL,
+    applied_through integer DEFAULT 0 NOT NULL,
+    holder text,
+    lease_until timestamp with time zone,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    finished_at timestamp with time zone,
+    CONSTRAINT catalog_imports_applied_through_check CHECK ((applied_through >= 0)),
+    CONSTRAINT catalog_imports_body_sha256_check CHECK ((body_sha256 ~ '^[0-9a-f]{64}$'::text)),
+    CONSTRAINT catalog_imports_created_check CHECK ((created >= 0)),
+    CONSTRAINT catalog_imports_errors_check CHECK (((jsonb_typeof(errors) = 'array'::text) AND (jsonb_array_length(errors) <= 1000))),
+    CONSTRAINT catalog_imports_failed_check CHECK ((failed >= 0)),
+    CONSTRAINT catalog_imports_format_check CHECK ((format = ANY (ARRAY['csv'::text, 'ndjson'::text]))),
+    CONSTRAINT catalog_imports_holder_check CHECK (((char_length(holder) >= 1) AND (char_length(holder) <= 200))),
+    CONSTRAINT catalog_imports_idempotency_key_check CHECK (((char_length(idempotency_key) >= 1) AND (char_length(idempotency_key) <= 255))),
+    CONSTRAINT catalog_imports_paused_reason_check CHECK ((char_length(paused_reason) <= 1000)),
+    CONSTRAINT catalog_imports_price_down_check CHECK ((price_down >= 0)),
+    CONSTRAINT catalog_imports_price_up_check CHECK ((price_up >= 0)),
+    CONSTRAINT catalog_imports_processed_check CHECK ((processed >= 0)),
+    CONSTRAINT catalog_imports_status_check CHECK ((status = ANY (ARRAY['receiving'::text, 'queued'::text, 'running'::text, 'paused'::text, 'completed'::text]))),
+    CONSTRAINT catalog_imports_total_check CHECK ((total >= 0)),
+    CONSTRAINT catalog_imports_unchanged_check CHECK ((unchanged >= 0)),
+    CONSTRAINT catalog_imports_updated_check CHECK ((updated >= 0))
+);
+
+--
+-- Name: import_being_received(uuid); Type: FUNCTION; Schema: catalogai_meta; Owner: -
+--
+
+CREATE FUNCTION catalogai_meta.import_being_received(p_import_id uuid) RETURNS public.catalog_imports
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'extensions', 'pg_temp'
+    AS $$
+declare
+    v_org uuid := public.procurement_caller_org(array['admin']);
+    v_job catalog_imports;
+begin
+    select * into v_job from catalog_imports
+    where id = p_import_id and org_id = v_org and created_by = auth.uid()
+    for update;
+    if not found or v_job.status <> 'receiving' then
+        raise exception 'no upload in progress with this id' using errcode = 'CA404';
+    end if;
+    return v_job;
+end;
+$$;
+
+--
+-- Name: import_json(public.catalog_imports); Type: FUNCTION; Schema: catalogai_meta; Owner: -
+--
+
+CREATE FUNCTION catalogai_meta.import_json(p_job public.catalog_imports) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'public', 'extensions', 'pg_temp'
+    AS $$
+    select jsonb_build_object(
+        'id', p_job.id, 'org_id', p_job.org_id, 'created_by', p_job.created_by,
+        'format', p_job.format, 'status', p_job.status, 'paused_reason', p_job.paused_reason,
+        'total', p_job.total, 'processed', p_job.processed, 'created', p_job.created,
+        'updated', p_job.updated, 'unchanged', p_job.unchanged, 'failed', p_job.failed,
+        'price_up', p_job.price_up, 'price_down', p_job.price_down, 'errors', p_job.errors,
+        'idempotency_key', p_job.idempotency_key, 'body_sha256', p_job.body_sha256,
+        'created_at', p_job.created_at, 'updated_at', p_job.updated_at,
+        'finished_at', p_job.finished_at)
+$$;
+
+--
 -- Name: item_metadata_is_valid(jsonb); Type: FUNCTION; Schema: catalogai_meta; Owner: -
 --
 
@@ -34,6 +121,82 @@ CREATE FUNCTION catalogai_meta.item_metadata_is_valid(p_value jsonb) RETURNS boo
         or (jsonb_typeof(p_value) = 'object'
             and (select count(*) from jsonb_object_keys(p_value)) <= 50
             and catalogai_meta.json_is_bounded(p_value, 65536, 32))
+$$;
+
+--
+-- Name: product_url_is_valid(text); Type: FUNCTION; Schema: catalogai_meta; Owner: -
+--
+
+CREATE FUNCTION catalogai_meta.product_url_is_valid(p_value text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select p_value is null
+        or ((p_value like 'https://%' or p_value like 'http://%') and char_length(p_value) <= 2048)
+$$;
+
+--
+-- Name: catalog_items; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.catalog_items (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    org_id uuid NOT NULL,
+    name text NOT NULL,
+    description text,
+    category text,
+    metadata jsonb DEFAULT '{}'::jsonb,
+    status text DEFAULT 'active'::text NOT NULL,
+    replacement_item_id uuid,
+    created_by uuid NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    price numeric(10,2),
+    pricing_type text,
+    product_url text,
+    vendor text,
+    sku text,
+    CONSTRAINT catalog_items_pricing_type_check CHECK ((pricing_type = ANY (ARRAY['one_time'::text, 'monthly'::text, 'yearly'::text, 'usage_based'::text]))),
+    CONSTRAINT catalog_items_status_check CHECK ((status = ANY (ARRAY['active'::text, 'deprecated'::text]))),
+    CONSTRAINT catalogai_item_category CHECK ((char_length(category) <= 100)),
+    CONSTRAINT catalogai_item_description CHECK ((char_length(description) <= 10000)),
+    CONSTRAINT catalogai_item_metadata CHECK (catalogai_meta.item_metadata_is_valid(metadata)),
+    CONSTRAINT catalogai_item_name CHECK (((char_length(name) >= 1) AND (char_length(name) <= 255))),
+    CONSTRAINT catalogai_item_price CHECK (((price >= (0)::numeric) AND (price <= (10000000)::numeric))),
+    CONSTRAINT catalogai_item_product_url CHECK (catalogai_meta.product_url_is_valid(product_url)),
+    CONSTRAINT catalogai_item_sku CHECK ((char_length(sku) <= 100)),
+    CONSTRAINT catalogai_item_times CHECK ((isfinite(created_at) AND isfinite(updated_at))),
+    CONSTRAINT catalogai_item_vendor CHECK ((char_length(vendor) <= 255))
+);
+
+--
+-- Name: COLUMN catalog_items.metadata; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.catalog_items.metadata IS 'Flexible product attributes: brand, specs, features.';
+
+--
+-- Name: COLUMN catalog_items.price; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.catalog_items.price IS 'Base price in USD; for usage_based pricing, the per-unit price.';
+
+--
+-- Name: import_match(uuid, jsonb); Type: FUNCTION; Schema: catalogai_meta; Owner: -
+--
+
+CREATE FUNCTION catalogai_meta.import_match(p_org_id uuid, p_item jsonb) RETURNS SETOF public.catalog_items
+    LANGUAGE sql STABLE
+    SET search_path TO 'public', 'extensions', 'pg_temp'
+    AS $$
+    select ci.* from catalog_items ci
+    where ci.org_id = p_org_id and ci.status = 'active'
+      and case when p_item ? 'sku' then ci.sku = p_item ->> 'sku'
+               else ci.sku is null
+                    and ci.vendor is not distinct from p_item ->> 'vendor'
+                    and ci.name = p_item ->> 'name' end
+    order by ci.created_at, ci.id
+    limit 1
 $$;
 
 --
@@ -67,18 +230,6 @@ CREATE FUNCTION catalogai_meta.json_is_bounded(p_value jsonb, p_max_bytes intege
             and not jsonb_path_exists(p_value,
                 'strict $.** ? (@.type() == "number" && (@ > 1.7976931348623157e308 || @ < -1.7976931348623157e308))'))
 $_$;
-
---
--- Name: product_url_is_valid(text); Type: FUNCTION; Schema: catalogai_meta; Owner: -
---
-
-CREATE FUNCTION catalogai_meta.product_url_is_valid(p_value text) RETURNS boolean
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    select p_value is null
-        or ((p_value like 'https://%' or p_value like 'http://%') and char_length(p_value) <= 2048)
-$$;
 
 --
 -- Name: search_results_are_valid(jsonb); Type: FUNCTION; Schema: catalogai_meta; Owner: -
@@ -315,6 +466,349 @@ CREATE FUNCTION public.catalog_embedding_coverage(p_org_id uuid, p_model_version
     from catalog_items ci
     left join catalog_item_embeddings cie on cie.catalog_item_id = ci.id
     where ci.org_id = p_org_id and ci.status = 'active'
+$$;
+
+--
+-- Name: catalog_import_apply(uuid, text, integer, jsonb, text, integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.catalog_import_apply(p_import_id uuid, p_holder text, p_after integer, p_rows jsonb, p_model_version text, p_lease_seconds integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'extensions', 'pg_temp'
+    AS $$
+declare
+    v_job catalog_imports;
+    v_row jsonb;
+    v_item jsonb;
+    v_line integer;
+    v_old catalog_items;
+    v_new catalog_items;
+    v_changed jsonb;
+    v_created integer := 0;
+    v_updated integer := 0;
+    v_unchanged integer := 0;
+    v_failed integer := 0;
+    v_price_up integer := 0;
+    v_price_down integer := 0;
+    v_errors jsonb := '[]';
+    v_last integer := p_after;
+begin
+    select * into v_job from catalog_imports where id = p_import_id for update;
+    if not found or v_job.holder is distinct from p_holder or v_job.lease_until <= now() then
+        raise exception 'the import lease is not held' using errcode = 'CA409';
+    end if;
+    if v_job.applied_through > p_after then
+        return catalogai_meta.import_json(v_job) || '{"already_applied": true}';
+    end if;
+    if v_job.applied_through < p_after then
+        raise exception 'chunk starts after line %, the job is at line %', p_after, v_job.applied_through
+            using errcode = 'CA409';
+    end if;
+    -- The trigger's events would name no actor; these name the importer and the job.
+    perform set_config('catalogai.merging', 'on', true);
+    for v_row in select * from jsonb_array_elements(p_rows) loop
+        v_line := (v_row ->> 'line')::integer;
+        v_item := v_row -> 'item';
+        if v_line <= v_last then
+            raise exception 'rows must be in line order after line %', p_after using errcode = '22023';
+        end if;
+        v_last := v_line;
+        begin
+            select * into v_old from catalogai_meta.import_match(v_job.org_id, v_item);
+            if found then
+                perform 1 from catalog_items where id = v_old.id for update;
+                v_new := v_old;
+                v_new.name := coalesce(v_item ->> 'name', v_old.name);
+                v_new.description := coalesce(v_item ->> 'description', v_old.description);
+                v_new.category := coalesce(v_item ->> 'category', v_old.category);
+                v_new.status := coalesce(v_item ->> 'status', v_old.status);
+                v_new.price := coalesce((v_item ->> 'price')::numeric, v_old.price);
+                v_new.pricing_type := coalesce(v_item ->> 'pricing_type', v_old.pricing_type);
+                v_new.product_url := coalesce(v_item ->> 'product_url', v_old.product_url);
+                v_new.vendor := coalesce(v_item ->> 'vendor', v_old.vendor);
+                v_new.metadata := coalesce(v_item -> 'metadata', v_old.metadata);
+                select coalesce(jsonb_agg(n.key order by n.key), '[]') into v_changed
+                from jsonb_each(to_jsonb(v_new)) n
+                where n.value is distinct from to_jsonb(v_old) -> n.key;
+                if jsonb_array_length(v_changed) = 0 then
+                    v_unchanged := v_unchanged + 1;
+                else
+                    update catalog_items
+                    set name = v_new.name, description = v_new.description,
+                        category = v_new.category, status = v_new.status, price = v_new.price,
+                        pricing_type = v_new.pricing_type, product_url = v_new.product_url,
+                        vendor = v_new.vendor, metadata = v_new.metadata, updated_at = now()
+                    where id = v_old.id;
+                    v_updated := v_updated + 1;
+                    if v_new.price > v_old.price then v_price_up := v_price_up + 1; end if;
+                    if v_new.price < v_old.price then v_price_down := v_price_down + 1; end if;
+                    perform public.write_audit_event(v_job.org_id, 'catalog.item.updated',
+                        v_job.created_by, 'catalog_item', v_old.id,
+                        jsonb_build_object('name', v_new.name, 'changed_fields', v_changed,
+                                           'via_import', v_job.id, 'line', v_line));
+                end if;
+            else
+                insert into catalog_items (org_id, created_by, name, description, category, status,
+                                           price, pricing_type, product_url, vendor, sku, metadata)
+                values (v_job.org_id, v_job.created_by, v_item ->> 'name', v_item ->> 'description',
+                        v_item ->> 'category', coalesce(v_item ->> 'status', 'active'),
+                        (v_item ->> 'price')::numeric, v_item ->> 'pricing_type',
+                        v_item ->> 'product_url', v_item ->> 'vendor', v_item ->> 'sku',
+                        coalesce(v_item -> 'metadata', '{}'))
+                returning * into v_new;
+                v_created := v_created + 1;
+                perform public.write_audit_event(v_job.org_id, 'catalog.item.created',
+                    v_job.created_by, 'catalog_item', v_new.id,
+                    jsonb_build_object('name', v_new.name, 'via_import', v_job.id, 'line', v_line));
+            end if;
+            if v_row ? 'embedding' then
+                insert into catalog_item_embeddings (catalog_item_id, embedding, model_version)
+                values (v_new.id, (v_row ->> 'embedding')::vector(768), p_model_version)
+                on conflict (catalog_item_id) do update
+                    set embedding = excluded.embedding,
+                        model_version = excluded.model_version,
+                        created_at = now();
+            end if;
+        exception when others then
+            v_failed := v_failed + 1;
+            v_errors := v_errors || jsonb_build_object('line', v_line, 'field', null,
+                'message', 'the database refused this row: ' || sqlerrm);
+        end;
+    end loop;
+    delete from catalog_import_rows where import_id = v_job.id and line <= v_last;
+    update catalog_imports j
+    set created = j.created + v_created,
+        updated = j.updated + v_updated,
+        unchanged = j.unchanged + v_unchanged,
+        failed = j.failed + v_failed,
+        processed = j.processed + v_created + v_updated + v_unchanged + v_failed,
+        price_up = j.price_up + v_price_up,
+        price_down = j.price_down + v_price_down,
+        errors = case when jsonb_array_length(v_errors) = 0 then j.errors
+                      else (select coalesce(jsonb_agg(e), '[]') from (
+                                select e from jsonb_array_elements(j.errors || v_errors) e limit 1000) kept)
+                 end,
+        applied_through = v_last,
+        status = 'running',
+        paused_reason = null,
+        lease_until = now() + make_interval(secs => greatest(least(p_lease_seconds, 3600), 1)),
+        updated_at = now()
+    where j.id = v_job.id
+    returning * into v_job;
+    if not exists (select 1 from catalog_import_rows where import_id = v_job.id) then
+        update catalog_imports
+        set status = 'completed', holder = null, lease_until = null,
+            finished_at = now(), updated_at = now()
+        where id = v_job.id
+        returning * into v_job;
+    end if;
+    return catalogai_meta.import_json(v_job) || '{"already_applied": false}';
+end;
+$$;
+
+--
+-- Name: catalog_import_begin(text, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.catalog_import_begin(p_format text, p_idempotency_key text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'extensions', 'pg_temp'
+    AS $$
+declare
+    v_org uuid := public.procurement_caller_org(array['admin']);
+    v_job catalog_imports;
+begin
+    if p_idempotency_key is not null then
+        select * into v_job from catalog_imports
+        where org_id = v_org and idempotency_key = p_idempotency_key;
+        if found then
+            return catalogai_meta.import_json(v_job) || '{"existing": true}';
+        end if;
+    end if;
+    insert into catalog_imports (org_id, created_by, format, idempotency_key)
+    values (v_org, auth.uid(), p_format, p_idempotency_key)
+    on conflict (org_id, idempotency_key) do nothing
+    returning * into v_job;
+    if not found then
+        -- The same key, in an upload that began a moment ago.
+        select * into v_job from catalog_imports
+        where org_id = v_org and idempotency_key = p_idempotency_key;
+        return catalogai_meta.import_json(v_job) || '{"existing": true}';
+    end if;
+    return catalogai_meta.import_json(v_job) || '{"existing": false}';
+end;
+$$;
+
+--
+-- Name: catalog_import_chunk(uuid, text, integer, integer, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.catalog_import_chunk(p_import_id uuid, p_holder text, p_after integer, p_limit integer, p_model_version text) RETURNS TABLE(line integer, item jsonb, text_name text, text_description text, text_category text, embedding_current boolean)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'public', 'extensions', 'pg_temp'
+    AS $$
+declare
+    v_org uuid;
+begin
+    select j.org_id into v_org from catalog_imports j
+    where j.id = p_import_id and j.holder = p_holder and j.lease_until > now();
+    if not found then
+        raise exception 'the import lease is not held' using errcode = 'CA409';
+    end if;
+    return query
+    select r.line, r.item,
+           coalesce(r.item ->> 'name', m.name),
+           case when r.item ? 'description' then r.item ->> 'description' else m.description end,
+           case when r.item ? 'category' then r.item ->> 'category' else m.category end,
+           coalesce(e.model_version = p_model_version
+                    and m.name = coalesce(r.item ->> 'name', m.name)
+                    and (not r.item ? 'description' or m.description is not distinct from r.item ->> 'description')
+                    and (not r.item ? 'category' or m.category is not distinct from r.item ->> 'category'),
+                    false)
+    from catalog_import_rows r
+    left join lateral catalogai_meta.import_match(v_org, r.item) m on true
+    left join catalog_item_embeddings e on e.catalog_item_id = m.id
+    where r.import_id = p_import_id and r.line > p_after
+    order by r.line
+    limit least(greatest(p_limit, 1), 1000);
+end;
+$$;
+
+--
+-- Name: catalog_import_claim(text, integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.catalog_import_claim(p_holder text, p_lease_seconds integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'extensions', 'pg_temp'
+    AS $$
+declare
+    v_job catalog_imports;
+begin
+    if p_holder is null or length(p_holder) not between 1 and 200
+       or p_lease_seconds is null or p_lease_seconds not between 1 and 3600 then
+        raise exception 'invalid import lease request' using errcode = '22023';
+    end if;
+    delete from catalog_imports
+    where status = 'receiving' and updated_at < now() - interval '1 hour';
+    select j.* into v_job
+    from catalog_imports j
+    where j.status in ('queued', 'running', 'paused')
+      and (j.lease_until is null or j.lease_until < now() or j.holder = p_holder)
+      and j.id = (select first.id from catalog_imports first
+                  where first.org_id = j.org_id
+                    and first.status in ('queued', 'running', 'paused')
+                  order by first.created_at, first.id
+                  limit 1)
+    order by j.created_at, j.id
+    limit 1
+    for update of j skip locked;
+    if not found then
+        return null;
+    end if;
+    update catalog_imports
+    set holder = p_holder,
+        lease_until = now() + make_interval(secs => p_lease_seconds),
+        status = case when status = 'queued' then 'running' else status end,
+        updated_at = now()
+    where id = v_job.id
+    returning * into v_job;
+    return catalogai_meta.import_json(v_job)
+        || jsonb_build_object('applied_through', v_job.applied_through);
+end;
+$$;
+
+--
+-- Name: catalog_import_discard(uuid); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.catalog_import_discard(p_import_id uuid) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'extensions', 'pg_temp'
+    AS $$
+declare
+    v_job catalog_imports := catalogai_meta.import_being_received(p_import_id);
+begin
+    delete from catalog_imports where id = v_job.id;
+end;
+$$;
+
+--
+-- Name: catalog_import_report(uuid, text, integer, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.catalog_import_report(p_import_id uuid, p_holder text, p_lease_seconds integer, p_paused_reason text DEFAULT NULL::text) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'extensions', 'pg_temp'
+    AS $$
+begin
+    if p_lease_seconds is null or p_lease_seconds not between 0 and 3600 then
+        raise exception 'invalid import report' using errcode = '22023';
+    end if;
+    update catalog_imports
+    set lease_until = case when p_lease_seconds = 0 then null
+                           else now() + make_interval(secs => p_lease_seconds) end,
+        holder = case when p_lease_seconds = 0 then null else holder end,
+        status = case when p_paused_reason is not null then 'paused' else 'running' end,
+        paused_reason = left(p_paused_reason, 1000),
+        updated_at = now()
+    where id = p_import_id
+      and holder = p_holder
+      and status in ('running', 'paused');
+    return found;
+end;
+$$;
+
+--
+-- Name: catalog_import_seal(uuid, integer, integer, jsonb, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.catalog_import_seal(p_import_id uuid, p_total integer, p_failed integer, p_errors jsonb, p_body_sha256 text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'extensions', 'pg_temp'
+    AS $$
+declare
+    v_job catalog_imports := catalogai_meta.import_being_received(p_import_id);
+    v_staged boolean;
+begin
+    select exists (select 1 from catalog_import_rows where import_id = v_job.id) into v_staged;
+    update catalog_imports
+    set status = case when v_staged then 'queued' else 'completed' end,
+        total = p_total,
+        failed = p_failed,
+        processed = p_failed,
+        errors = coalesce(p_errors, '[]'),
+        body_sha256 = p_body_sha256,
+        finished_at = case when v_staged then null else now() end,
+        updated_at = now()
+    where id = v_job.id
+    returning * into v_job;
+    return catalogai_meta.import_json(v_job);
+end;
+$$;
+
+--
+-- Name: catalog_import_stage(uuid, jsonb); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.catalog_import_stage(p_import_id uuid, p_rows jsonb) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'extensions', 'pg_temp'
+    AS $$
+declare
+    v_job catalog_imports := catalogai_meta.import_being_received(p_import_id);
+    v_count integer;
+begin
+    if jsonb_typeof(p_rows) is distinct from 'array' or jsonb_array_length(p_rows) > 1000 then
+        raise exception 'rows must be an array of at most 1000' using errcode = '22023';
+    end if;
+    insert into catalog_import_rows (import_id, line, item)
+    select v_job.id, (r ->> 'line')::integer, r -> 'item'
+    from jsonb_array_elements(p_rows) r;
+    get diagnostics v_count = row_count;
+    update catalog_imports set updated_at = now() where id = v_job.id;
+    return v_count;
+end;
 $$;
 
 --
@@ -1249,6 +1743,18 @@ CREATE TABLE public.audit_events (
 );
 
 --
+-- Name: catalog_import_rows; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.catalog_import_rows (
+    import_id uuid NOT NULL,
+    line integer NOT NULL,
+    item jsonb NOT NULL,
+    CONSTRAINT catalog_import_rows_item_check CHECK ((jsonb_typeof(item) = 'object'::text)),
+    CONSTRAINT catalog_import_rows_line_check CHECK ((line >= 1))
+);
+
+--
 -- Name: catalog_item_embeddings; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -1261,52 +1767,6 @@ CREATE TABLE public.catalog_item_embeddings (
     org_id uuid
 );
 ALTER TABLE ONLY public.catalog_item_embeddings ALTER COLUMN embedding SET STORAGE PLAIN;
-
---
--- Name: catalog_items; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.catalog_items (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    org_id uuid NOT NULL,
-    name text NOT NULL,
-    description text,
-    category text,
-    metadata jsonb DEFAULT '{}'::jsonb,
-    status text DEFAULT 'active'::text NOT NULL,
-    replacement_item_id uuid,
-    created_by uuid NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    price numeric(10,2),
-    pricing_type text,
-    product_url text,
-    vendor text,
-    sku text,
-    CONSTRAINT catalog_items_pricing_type_check CHECK ((pricing_type = ANY (ARRAY['one_time'::text, 'monthly'::text, 'yearly'::text, 'usage_based'::text]))),
-    CONSTRAINT catalog_items_status_check CHECK ((status = ANY (ARRAY['active'::text, 'deprecated'::text]))),
-    CONSTRAINT catalogai_item_category CHECK ((char_length(category) <= 100)),
-    CONSTRAINT catalogai_item_description CHECK ((char_length(description) <= 10000)),
-    CONSTRAINT catalogai_item_metadata CHECK (catalogai_meta.item_metadata_is_valid(metadata)),
-    CONSTRAINT catalogai_item_name CHECK (((char_length(name) >= 1) AND (char_length(name) <= 255))),
-    CONSTRAINT catalogai_item_price CHECK (((price >= (0)::numeric) AND (price <= (10000000)::numeric))),
-    CONSTRAINT catalogai_item_product_url CHECK (catalogai_meta.product_url_is_valid(product_url)),
-    CONSTRAINT catalogai_item_sku CHECK ((char_length(sku) <= 100)),
-    CONSTRAINT catalogai_item_times CHECK ((isfinite(created_at) AND isfinite(updated_at))),
-    CONSTRAINT catalogai_item_vendor CHECK ((char_length(vendor) <= 255))
-);
-
---
--- Name: COLUMN catalog_items.metadata; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.catalog_items.metadata IS 'Flexible product attributes: brand, specs, features.';
-
---
--- Name: COLUMN catalog_items.price; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.catalog_items.price IS 'Base price in USD; for usage_based pricing, the per-unit price.';
 
 --
 -- Name: org_memberships; Type: TABLE; Schema: public; Owner: -
@@ -1383,6 +1843,27 @@ ALTER TABLE ONLY catalogai_meta.schema_migrations
 
 ALTER TABLE ONLY public.audit_events
     ADD CONSTRAINT audit_events_pkey PRIMARY KEY (id);
+
+--
+-- Name: catalog_import_rows catalog_import_rows_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.catalog_import_rows
+    ADD CONSTRAINT catalog_import_rows_pkey PRIMARY KEY (import_id, line);
+
+--
+-- Name: catalog_imports catalog_imports_org_id_idempotency_key_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.catalog_imports
+    ADD CONSTRAINT catalog_imports_org_id_idempotency_key_key UNIQUE (org_id, idempotency_key);
+
+--
+-- Name: catalog_imports catalog_imports_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.catalog_imports
+    ADD CONSTRAINT catalog_imports_pkey PRIMARY KEY (id);
 
 --
 -- Name: catalog_item_embeddings catalog_item_embeddings_catalog_item_id_key; Type: CONSTRAINT; Schema: public; Owner: -
@@ -1465,6 +1946,18 @@ CREATE INDEX idx_audit_events_org_id ON public.audit_events USING btree (org_id)
 CREATE INDEX idx_audit_events_resource ON public.audit_events USING btree (resource_type, resource_id);
 
 --
+-- Name: idx_catalog_imports_org_created_id; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX idx_catalog_imports_org_created_id ON public.catalog_imports USING btree (org_id, created_at DESC, id DESC);
+
+--
+-- Name: idx_catalog_imports_unfinished; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX idx_catalog_imports_unfinished ON public.catalog_imports USING btree (org_id, created_at, id) WHERE (status = ANY (ARRAY['queued'::text, 'running'::text, 'paused'::text]));
+
+--
 -- Name: idx_catalog_item_embeddings_hnsw; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -1511,6 +2004,18 @@ CREATE INDEX idx_catalog_items_org_id ON public.catalog_items USING btree (org_i
 --
 
 CREATE INDEX idx_catalog_items_org_inactive ON public.catalog_items USING btree (org_id) WHERE (status <> 'active'::text);
+
+--
+-- Name: idx_catalog_items_org_sku_active; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX idx_catalog_items_org_sku_active ON public.catalog_items USING btree (org_id, sku) WHERE ((status = 'active'::text) AND (sku IS NOT NULL));
+
+--
+-- Name: idx_catalog_items_org_vendor_name_active; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX idx_catalog_items_org_vendor_name_active ON public.catalog_items USING btree (org_id, vendor, name) WHERE (status = 'active'::text);
 
 --
 -- Name: idx_catalog_items_pricing_type; Type: INDEX; Schema: public; Owner: -
@@ -1688,6 +2193,20 @@ ALTER TABLE ONLY public.audit_events
     ADD CONSTRAINT audit_events_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
 
 --
+-- Name: catalog_import_rows catalog_import_rows_import_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.catalog_import_rows
+    ADD CONSTRAINT catalog_import_rows_import_id_fkey FOREIGN KEY (import_id) REFERENCES public.catalog_imports(id) ON DELETE CASCADE;
+
+--
+-- Name: catalog_imports catalog_imports_org_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.catalog_imports
+    ADD CONSTRAINT catalog_imports_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
+
+--
 -- Name: catalog_item_embeddings catalog_item_embeddings_catalog_item_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1778,6 +2297,12 @@ CREATE POLICY "Admins can delete memberships" ON public.org_memberships FOR DELE
 --
 
 CREATE POLICY "Admins can read org audit events" ON public.audit_events FOR SELECT TO authenticated USING (((org_id = ( SELECT public.user_org_id() AS user_org_id)) AND ( SELECT public.has_role(ARRAY['admin'::text]) AS has_role)));
+
+--
+-- Name: catalog_imports Admins can read org imports; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY "Admins can read org imports" ON public.catalog_imports FOR SELECT TO authenticated USING (((org_id = ( SELECT public.user_org_id() AS user_org_id)) AND ( SELECT public.has_role(ARRAY['admin'::text]) AS has_role)));
 
 --
 -- Name: catalog_items Admins can update catalog items; Type: POLICY; Schema: public; Owner: -
@@ -1908,6 +2433,18 @@ CREATE POLICY "Users can read own org memberships" ON public.org_memberships FOR
 ALTER TABLE public.audit_events ENABLE ROW LEVEL SECURITY;
 
 --
+-- Name: catalog_import_rows; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.catalog_import_rows ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: catalog_imports; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.catalog_imports ENABLE ROW LEVEL SECURITY;
+
+--
 -- Name: catalog_item_embeddings; Type: ROW SECURITY; Schema: public; Owner: -
 --
 
@@ -1960,12 +2497,52 @@ GRANT USAGE ON SCHEMA public TO authenticated;
 GRANT USAGE ON SCHEMA public TO service_role;
 
 --
+-- Name: TABLE catalog_imports; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT ON TABLE public.catalog_imports TO authenticated;
+GRANT SELECT ON TABLE public.catalog_imports TO service_role;
+
+--
+-- Name: FUNCTION import_being_received(p_import_id uuid); Type: ACL; Schema: catalogai_meta; Owner: -
+--
+
+REVOKE ALL ON FUNCTION catalogai_meta.import_being_received(p_import_id uuid) FROM PUBLIC;
+
+--
+-- Name: FUNCTION import_json(p_job public.catalog_imports); Type: ACL; Schema: catalogai_meta; Owner: -
+--
+
+REVOKE ALL ON FUNCTION catalogai_meta.import_json(p_job public.catalog_imports) FROM PUBLIC;
+
+--
 -- Name: FUNCTION item_metadata_is_valid(p_value jsonb); Type: ACL; Schema: catalogai_meta; Owner: -
 --
 
 REVOKE ALL ON FUNCTION catalogai_meta.item_metadata_is_valid(p_value jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION catalogai_meta.item_metadata_is_valid(p_value jsonb) TO authenticated;
 GRANT ALL ON FUNCTION catalogai_meta.item_metadata_is_valid(p_value jsonb) TO service_role;
+
+--
+-- Name: FUNCTION product_url_is_valid(p_value text); Type: ACL; Schema: catalogai_meta; Owner: -
+--
+
+REVOKE ALL ON FUNCTION catalogai_meta.product_url_is_valid(p_value text) FROM PUBLIC;
+GRANT ALL ON FUNCTION catalogai_meta.product_url_is_valid(p_value text) TO authenticated;
+GRANT ALL ON FUNCTION catalogai_meta.product_url_is_valid(p_value text) TO service_role;
+
+--
+-- Name: TABLE catalog_items; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.catalog_items TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.catalog_items TO service_role;
+
+--
+-- Name: FUNCTION import_match(p_org_id uuid, p_item jsonb); Type: ACL; Schema: catalogai_meta; Owner: -
+--
+
+REVOKE ALL ON FUNCTION catalogai_meta.import_match(p_org_id uuid, p_item jsonb) FROM PUBLIC;
 
 --
 -- Name: FUNCTION json_depth(p_value jsonb); Type: ACL; Schema: catalogai_meta; Owner: -
@@ -1982,14 +2559,6 @@ GRANT ALL ON FUNCTION catalogai_meta.json_depth(p_value jsonb) TO service_role;
 REVOKE ALL ON FUNCTION catalogai_meta.json_is_bounded(p_value jsonb, p_max_bytes integer, p_max_depth integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION catalogai_meta.json_is_bounded(p_value jsonb, p_max_bytes integer, p_max_depth integer) TO authenticated;
 GRANT ALL ON FUNCTION catalogai_meta.json_is_bounded(p_value jsonb, p_max_bytes integer, p_max_depth integer) TO service_role;
-
---
--- Name: FUNCTION product_url_is_valid(p_value text); Type: ACL; Schema: catalogai_meta; Owner: -
---
-
-REVOKE ALL ON FUNCTION catalogai_meta.product_url_is_valid(p_value text) FROM PUBLIC;
-GRANT ALL ON FUNCTION catalogai_meta.product_url_is_valid(p_value text) TO authenticated;
-GRANT ALL ON FUNCTION catalogai_meta.product_url_is_valid(p_value text) TO service_role;
 
 --
 -- Name: FUNCTION search_results_are_valid(p_value jsonb); Type: ACL; Schema: catalogai_meta; Owner: -
@@ -2050,6 +2619,62 @@ GRANT ALL ON FUNCTION public.catalog_embedding_backfill_status(p_model_version t
 
 REVOKE ALL ON FUNCTION public.catalog_embedding_coverage(p_org_id uuid, p_model_version text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.catalog_embedding_coverage(p_org_id uuid, p_model_version text) TO service_role;
+
+--
+-- Name: FUNCTION catalog_import_apply(p_import_id uuid, p_holder text, p_after integer, p_rows jsonb, p_model_version text, p_lease_seconds integer); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.catalog_import_apply(p_import_id uuid, p_holder text, p_after integer, p_rows jsonb, p_model_version text, p_lease_seconds integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.catalog_import_apply(p_import_id uuid, p_holder text, p_after integer, p_rows jsonb, p_model_version text, p_lease_seconds integer) TO service_role;
+
+--
+-- Name: FUNCTION catalog_import_begin(p_format text, p_idempotency_key text); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.catalog_import_begin(p_format text, p_idempotency_key text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.catalog_import_begin(p_format text, p_idempotency_key text) TO authenticated;
+
+--
+-- Name: FUNCTION catalog_import_chunk(p_import_id uuid, p_holder text, p_after integer, p_limit integer, p_model_version text); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.catalog_import_chunk(p_import_id uuid, p_holder text, p_after integer, p_limit integer, p_model_version text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.catalog_import_chunk(p_import_id uuid, p_holder text, p_after integer, p_limit integer, p_model_version text) TO service_role;
+
+--
+-- Name: FUNCTION catalog_import_claim(p_holder text, p_lease_seconds integer); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.catalog_import_claim(p_holder text, p_lease_seconds integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.catalog_import_claim(p_holder text, p_lease_seconds integer) TO service_role;
+
+--
+-- Name: FUNCTION catalog_import_discard(p_import_id uuid); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.catalog_import_discard(p_import_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.catalog_import_discard(p_import_id uuid) TO authenticated;
+
+--
+-- Name: FUNCTION catalog_import_report(p_import_id uuid, p_holder text, p_lease_seconds integer, p_paused_reason text); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.catalog_import_report(p_import_id uuid, p_holder text, p_lease_seconds integer, p_paused_reason text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.catalog_import_report(p_import_id uuid, p_holder text, p_lease_seconds integer, p_paused_reason text) TO service_role;
+
+--
+-- Name: FUNCTION catalog_import_seal(p_import_id uuid, p_total integer, p_failed integer, p_errors jsonb, p_body_sha256 text); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.catalog_import_seal(p_import_id uuid, p_total integer, p_failed integer, p_errors jsonb, p_body_sha256 text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.catalog_import_seal(p_import_id uuid, p_total integer, p_failed integer, p_errors jsonb, p_body_sha256 text) TO authenticated;
+
+--
+-- Name: FUNCTION catalog_import_stage(p_import_id uuid, p_rows jsonb); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.catalog_import_stage(p_import_id uuid, p_rows jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.catalog_import_stage(p_import_id uuid, p_rows jsonb) TO authenticated;
 
 --
 -- Name: FUNCTION catalog_item_embedding_org(); Type: ACL; Schema: public; Owner: -
@@ -2271,18 +2896,17 @@ GRANT SELECT ON TABLE public.audit_events TO authenticated;
 GRANT SELECT,INSERT ON TABLE public.audit_events TO service_role;
 
 --
+-- Name: TABLE catalog_import_rows; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT ON TABLE public.catalog_import_rows TO service_role;
+
+--
 -- Name: TABLE catalog_item_embeddings; Type: ACL; Schema: public; Owner: -
 --
 
 GRANT SELECT ON TABLE public.catalog_item_embeddings TO authenticated;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.catalog_item_embeddings TO service_role;
-
---
--- Name: TABLE catalog_items; Type: ACL; Schema: public; Owner: -
---
-
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.catalog_items TO authenticated;
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.catalog_items TO service_role;
 
 --
 -- Name: TABLE org_memberships; Type: ACL; Schema: public; Owner: -

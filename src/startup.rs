@@ -21,6 +21,7 @@ use crate::services::backfill::EmbeddingBackfill;
 use crate::services::catalog::CatalogService;
 use crate::services::embeddings::EmbeddingService;
 use crate::services::enrichment::EnrichmentService;
+use crate::services::imports::{ImportService, ImportWorker};
 use crate::services::membership::MembershipDirectory;
 use crate::services::procurement::ProcurementService;
 use crate::services::query_cache::QueryEmbeddingCache;
@@ -64,8 +65,8 @@ pub enum StartupError {
 /// before it gives up or, with a legacy secret, goes on without them.
 const SIGNING_KEYS_STARTUP_BOUND: Duration = Duration::from_secs(15);
 
-/// How long shutdown waits for the re-embed to give up its lease.
-const BACKFILL_RELEASE_BOUND: Duration = Duration::from_secs(12);
+/// How long shutdown waits for background work to give up its lease.
+const LEASE_RELEASE_BOUND: Duration = Duration::from_secs(12);
 
 /// A server bound to its address, ready to run.
 #[derive(Debug)]
@@ -77,6 +78,8 @@ pub struct Application {
     shutdown_grace: Duration,
     /// The background re-embed, when `EMBEDDING_BACKFILL` is on.
     backfill: Option<EmbeddingBackfill>,
+    /// The import worker, when `IMPORT_WORKER` is on.
+    import_worker: Option<ImportWorker>,
 }
 
 impl Application {
@@ -145,6 +148,20 @@ impl Application {
                 model_version.clone(),
             )
         });
+        let imports_queued = Arc::new(tokio::sync::Notify::new());
+        let import_worker = settings.catalog.import_worker.then(|| {
+            ImportWorker::new(
+                supabase.clone(),
+                Arc::clone(&embeddings),
+                Arc::clone(&imports_queued),
+            )
+        });
+        let imports = ImportService::new(
+            supabase.clone(),
+            Arc::clone(&memberships),
+            settings.catalog.import_max_rows,
+            imports_queued,
+        );
         let enrichment = Arc::new(EnrichmentService::new(
             gemini.clone(),
             settings.batch.concurrency,
@@ -164,6 +181,7 @@ impl Application {
                 Arc::clone(&embeddings),
                 enrichment,
             ),
+            imports,
             embeddings,
             catalog,
             readiness: ReadinessProbe::new(supabase, gemini, model_version),
@@ -179,6 +197,7 @@ impl Application {
             limits,
             shutdown_grace,
             backfill,
+            import_worker,
         })
     }
 
@@ -198,20 +217,38 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
-        let (stop_backfill, backfill_stopped) = tokio::sync::oneshot::channel::<()>();
-        let backfill = self.backfill.map(|backfill| {
+        // Background work is told to stop with the server, then awaited.
+        let (stopping, stop_signal) = tokio::sync::watch::channel(false);
+        let stopped = move || {
+            let mut signal = stop_signal.clone();
+            async move {
+                let _ = signal.wait_for(|stop| *stop).await;
+            }
+        };
+        let mut background = Vec::new();
+        if let Some(backfill) = self.backfill {
             #[expect(
                 clippy::disallowed_methods,
                 reason = "the background re-embed: told to stop and awaited on shutdown"
             )]
-            tokio::spawn(backfill.run(async move {
-                let _ = backfill_stopped.await;
-            }))
-        });
+            background.push(("re-embed", {
+                let stop = stopped();
+                tokio::spawn(async move {
+                    backfill.run(stop).await;
+                })
+            }));
+        }
+        if let Some(worker) = self.import_worker {
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "the import worker: told to stop and awaited on shutdown"
+            )]
+            background.push(("import worker", tokio::spawn(worker.run(stopped()))));
+        }
         let server = http::server::serve(self.listener, self.service, self.limits, async move {
             shutdown.await;
             tracing::info!("shutting down: no new connections, draining in-flight requests");
-            let _ = stop_backfill.send(());
+            let _ = stopping.send(true);
             let _ = draining_tx.send(());
         });
         tracing::info!(address = %self.local_addr, "CatalogAI listening");
@@ -230,14 +267,15 @@ impl Application {
                 tracing::warn!(grace = ?grace, "drain time exceeded; abandoning in-flight requests");
             }
         }
-        // Told to stop with the server, the re-embed gives up its lease (one
-        // bounded call) so another replica resumes without waiting it out.
-        if let Some(backfill) = backfill {
-            if tokio::time::timeout(BACKFILL_RELEASE_BOUND, backfill)
+        // Told to stop with the server, the re-embed and the import worker
+        // give up their leases (one bounded call each) so another replica
+        // resumes without waiting them out.
+        for (name, task) in background {
+            if tokio::time::timeout(LEASE_RELEASE_BOUND, task)
                 .await
                 .is_err()
             {
-                tracing::warn!("re-embed did not stop in time; its lease runs out on its own");
+                tracing::warn!("{name} did not stop in time; its lease runs out on its own");
             }
         }
         Ok(())

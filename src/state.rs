@@ -11,6 +11,7 @@ use crate::resilience::RateLimiter;
 use crate::services::catalog::CatalogService;
 use crate::services::embeddings::EmbeddingService;
 use crate::services::enrichment::EnrichmentService;
+use crate::services::imports::ImportService;
 use crate::services::membership::MembershipDirectory;
 use crate::services::procurement::ProcurementService;
 use crate::services::readiness::ReadinessProbe;
@@ -55,6 +56,8 @@ pub struct Shared {
     pub catalog: Arc<CatalogService>,
     /// Requests, proposals, their merge and the audit log.
     pub procurement: ProcurementService,
+    /// Bulk imports: uploads and their jobs.
+    pub imports: ImportService,
     /// Dependency checks behind `/api/readiness`.
     pub readiness: ReadinessProbe,
     /// The OpenAPI document, rendered once at start-up.

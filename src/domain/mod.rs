@@ -11,6 +11,7 @@
 
 mod cursor;
 mod id;
+mod import;
 mod item;
 mod list;
 mod number;
@@ -22,6 +23,7 @@ mod vocabulary;
 
 pub use cursor::{Page, PageCursor};
 pub use id::Id;
+pub use import::{ImportJob, RowError};
 pub use item::{CatalogItem, ItemDraft, Metadata, OptionalProductUrl, ProductUrl, SearchHit};
 pub use list::TextList;
 pub use number::{Count, Price, Threshold};
@@ -48,7 +50,7 @@ macro_rules! listed {
         }
     )*};
 }
-listed!(CatalogItem, Request, Proposal, AuditEvent);
+listed!(CatalogItem, Request, Proposal, AuditEvent, ImportJob);
 
 /// A user's place in an organisation: the org and their role in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +62,6 @@ pub struct Membership {
 }
 
 pub use vocabulary::{
-    Confidence, ItemStatus, PricingType, ProposalStatus, ProposalType, RequestStatus,
-    ReviewDecision, Role, TaskType,
+    Confidence, ImportFormat, ImportStatus, ItemStatus, PricingType, ProposalStatus, ProposalType,
+    RequestStatus, ReviewDecision, Role, TaskType,
 };

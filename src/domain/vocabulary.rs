@@ -254,3 +254,29 @@ mod tests {
         );
     }
 }
+
+string_enum! {
+    /// The kind of file a bulk import reads.
+    pub enum ImportFormat {
+        /// Comma-separated values with a header row (`text/csv`).
+        Csv = "csv",
+        /// One JSON object per line (`application/x-ndjson`).
+        Ndjson = "ndjson",
+    }
+}
+
+string_enum! {
+    /// Where a bulk import stands.
+    pub enum ImportStatus {
+        /// Its file is still arriving.
+        Receiving = "receiving",
+        /// Waiting for a replica (or for the org's earlier import) to take it.
+        Queued = "queued",
+        /// A replica is applying it, a chunk at a time.
+        Running = "running",
+        /// A dependency is down; the replica holding it tries again.
+        Paused = "paused",
+        /// Every row was applied or refused.
+        Completed = "completed",
+    }
+}

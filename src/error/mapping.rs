@@ -12,6 +12,7 @@ use crate::services::catalog::CatalogError;
 use crate::services::embeddings::EmbeddingError;
 use crate::services::enrichment::EnrichmentError;
 use crate::services::fan_out::TaskFailed;
+use crate::services::imports::ImportError;
 use crate::services::procurement::ProcurementError;
 
 impl From<GeminiCallError> for ApiError {
@@ -204,6 +205,22 @@ impl From<ProcurementError> for ApiError {
             ProcurementError::OtherOrg(message) => Self::Forbidden(message),
             ProcurementError::Conflict(message) => Self::Conflict(message),
             ProcurementError::Inconsistent(what) => Self::Internal(what.to_owned()),
+        }
+    }
+}
+
+impl From<ImportError> for ApiError {
+    fn from(error: ImportError) -> Self {
+        match error {
+            ImportError::Database(e) => e.into(),
+            ImportError::NotAllowed(e) => e.into(),
+            ImportError::NotFound => Self::NotFound(error.to_string()),
+            ImportError::TooManyRows(_) => {
+                Self::PayloadTooLarge(format!("{error} (IMPORT_MAX_ROWS)"))
+            }
+            ImportError::KeyReused | ImportError::KeyInProgress => {
+                Self::Conflict(error.to_string())
+            }
         }
     }
 }

@@ -126,19 +126,45 @@ pub fn read_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, InputRejection>
     if !value.is_object() {
         return Err(ApiError::BadRequest("request body must be a JSON object".to_owned()).into());
     }
+    from_object(value).map_err(|refusal| InputRejection {
+        error: ApiError::BadRequest(refusal.message),
+        required: refusal.required,
+    })
+}
+
+/// Why a JSON object was refused: the message, the top-level field at
+/// fault (when one is), and that field again when it was required and not
+/// given (absent, null or blank).
+#[derive(Debug)]
+pub(crate) struct FieldRefusal {
+    pub message: String,
+    pub field: Option<String>,
+    required: Option<String>,
+}
+
+/// `T` from a JSON object already parsed (a request body, or a row of an
+/// import file), with the service's messages.
+pub(crate) fn from_object<T: DeserializeOwned>(value: Value) -> Result<T, FieldRefusal> {
     serde_path_to_error::deserialize(JsonValue(value)).map_err(|e| {
         let mut path = e.path().iter();
-        let required = match (e.inner(), path.next(), path.next()) {
-            (Refusal::Missing(field), None, _) => Some((*field).to_owned()),
-            (
-                Refusal::Blank | Refusal::WrongType { null: true, .. },
-                Some(Segment::Map { key }),
-                None,
-            ) => Some(key.clone()),
+        let first = path.next();
+        let field = match (e.inner(), first) {
+            (Refusal::Missing(field), None) => Some((*field).to_owned()),
+            (_, Some(Segment::Map { key })) => Some(key.clone()),
             _ => None,
         };
-        InputRejection {
-            error: ApiError::BadRequest(message(e.path(), e.inner())),
+        let required = match (e.inner(), first, path.next()) {
+            (Refusal::Missing(_), None, _)
+            | (
+                Refusal::Blank | Refusal::WrongType { null: true, .. },
+                Some(Segment::Map { .. }),
+                None,
+            ) => field.clone(),
+            _ => None,
+        };
+        FieldRefusal {
+            message: message(e.path(), e.inner()),
+            field,
             required,
         }
     })

@@ -70,11 +70,12 @@ fn router(state: AppState) -> Router {
     // every second, and out of the access log they would flood.
     let shed = Arc::new(Semaphore::new(server.max_in_flight_requests));
     let api = routes::api()
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .merge(routes::uploads().layer(DefaultBodyLimit::disable()))
         .fallback(|| async { ApiError::NotFound("resource not found".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(from_fn_with_state(request_timeout, middleware::deadline))
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(RequestBodyLimitLayer::new(max_body))
         .layer(from_fn_with_state(shed, middleware::shed_load))
         .layer(from_fn(middleware::error_envelope))
         .layer(CatchPanicLayer::custom(middleware::panic_answer))

@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod embeddings;
 pub mod enrichment;
 pub mod fan_out;
+pub mod imports;
 pub mod membership;
 pub mod procurement;
 pub mod query_cache;

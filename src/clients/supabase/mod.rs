@@ -10,6 +10,7 @@ mod api_key;
 mod backfill;
 mod catalog;
 mod error;
+mod imports;
 mod page;
 mod procurement;
 
@@ -17,6 +18,9 @@ pub use api_key::{ApiKey, ApiKeyKind};
 pub use backfill::{BackfillClaim, BackfillProgress, BackfillState, BackfillStatus};
 pub(crate) use catalog::{ItemEmbedding, ItemText};
 pub use error::{Breach, PostgrestAnswer, Refusal, SupabaseCallError, SupabaseError};
+pub(crate) use imports::{
+    AppliedRow, BegunImport, ChunkRow, ClaimedImport, JobLease, StagedRow, UploadTally,
+};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -144,6 +148,21 @@ impl SupabaseClient {
     /// A call of SQL function `function` with the service-role key.
     fn service_rpc(&self, function: &str, params: &serde_json::Value) -> postgrest::Builder {
         self.as_service(self.service.rpc(function, params.to_string()))
+    }
+
+    /// SQL function `function` with the service-role key, retried: for
+    /// functions that change nothing or that recognise a repeated call.
+    async fn service_call<T: DeserializeOwned>(
+        &self,
+        function: &str,
+        params: &serde_json::Value,
+        deadline: Deadline,
+    ) -> Result<T, SupabaseCallError> {
+        self.policy
+            .call(deadline, || {
+                self.execute(self.service_rpc(function, params))
+            })
+            .await
     }
 
     /// Supabase's own clients send a legacy service-role JWT as the bearer

@@ -5,6 +5,7 @@ pub mod catalog;
 mod common;
 pub mod embeddings;
 pub mod health;
+pub mod imports;
 pub mod openapi;
 pub mod procurement;
 pub mod products;
@@ -20,7 +21,8 @@ pub fn probes() -> Router<AppState> {
     health::router().route(openapi::PATH, get(openapi::openapi_json))
 }
 
-/// The API proper: authenticated, subject to load shedding.
+/// The API proper: authenticated, subject to load shedding. Bodies are
+/// bounded by `MAX_BODY_BYTES`, except import files ([`uploads`]).
 pub fn api() -> Router<AppState> {
     Router::new()
         .merge(auth::router())
@@ -28,4 +30,9 @@ pub fn api() -> Router<AppState> {
         .merge(embeddings::router())
         .merge(catalog::router())
         .merge(procurement::router())
+}
+
+/// Routes whose bodies are files, bounded by their own limit as they are read.
+pub fn uploads() -> Router<AppState> {
+    imports::router()
 }

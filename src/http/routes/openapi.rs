@@ -23,7 +23,7 @@ use crate::config::BatchSettings;
 use crate::error::ErrorEnvelope;
 use crate::state::AppState;
 
-use super::{auth, catalog, embeddings, health, procurement, products};
+use super::{auth, catalog, embeddings, health, imports, procurement, products};
 
 /// Where the document is served.
 pub const PATH: &str = "/api/openapi.json";
@@ -50,6 +50,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         products::Api::openapi(),
         embeddings::Api::openapi(),
         catalog::Api::openapi(),
+        imports::Api::openapi(),
         procurement::Api::openapi(),
     ] {
         doc.merge(part);

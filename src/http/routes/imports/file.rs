@@ -1,0 +1,452 @@
+//! An import file read as it arrives: CSV (a header row naming the item
+//! fields by their API names, then one item per record) or NDJSON (one
+//! item object per line). Each row is checked by the same type as the body
+//! of `POST /api/catalog/items`; a bad row becomes a row error with its line
+//! number and the reading goes on. Only a file that cannot be read as its
+//! kind (no header, an unknown column, a record past the size bound) is
+//! refused whole, at once.
+//!
+//! The body is hashed on the way (the idempotency key's check) and never
+//! held whole: memory is one record and one network chunk.
+
+use axum::body::Body;
+use futures_util::StreamExt;
+use serde_json::{Map, Number, Value};
+use sha2::{Digest, Sha256};
+
+use crate::domain::{ImportFormat, ItemDraft, RowError};
+use crate::error::ApiError;
+use crate::http::extract::from_object;
+use crate::http::routes::catalog::NewItemRequest;
+use crate::services::imports::{ImportError, Upload};
+
+/// Longest CSV record or NDJSON line: an item holds at most about 120 kB.
+const MAX_RECORD_BYTES: usize = 256 * 1024;
+/// Most fields in a CSV record (the header names at most ten).
+const MAX_FIELDS: usize = 32;
+/// The columns a CSV header may name: the item fields' API names.
+const COLUMNS: &[&str] = &[
+    "name",
+    "description",
+    "category",
+    "status",
+    "price",
+    "pricing_type",
+    "product_url",
+    "vendor",
+    "sku",
+    "metadata",
+];
+
+/// Why a file was refused whole.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum FileError {
+    /// It cannot be read as its kind.
+    #[error("{0}")]
+    Malformed(String),
+    /// It is larger than `IMPORT_MAX_BYTES`.
+    #[error("the file is larger than {0} bytes (IMPORT_MAX_BYTES)")]
+    TooLarge(u64),
+    /// The body could not be read (the client went away, say).
+    #[error("cannot read request body: {0}")]
+    Body(String),
+    /// Keeping its rows failed.
+    #[error(transparent)]
+    Import(#[from] ImportError),
+}
+
+impl From<FileError> for ApiError {
+    fn from(error: FileError) -> Self {
+        match error {
+            FileError::Malformed(message) | FileError::Body(message) => Self::BadRequest(message),
+            FileError::TooLarge(_) => Self::PayloadTooLarge(error.to_string()),
+            FileError::Import(e) => e.into(),
+        }
+    }
+}
+
+/// A row of the file: an item, or why it is not one.
+#[derive(Debug)]
+enum Row {
+    Item { line: u64, draft: ItemDraft },
+    Refused(RowError),
+}
+
+/// Reads `body` as `format` into `upload`, row by row; its SHA-256, in hex.
+pub(super) async fn read_into(
+    body: Body,
+    format: ImportFormat,
+    max_bytes: u64,
+    upload: &mut Upload<'_>,
+) -> Result<String, FileError> {
+    let mut parser = match format {
+        ImportFormat::Csv => Parser::Csv(Box::new(CsvRows::new())),
+        ImportFormat::Ndjson => Parser::Ndjson(NdjsonRows::default()),
+    };
+    let mut body = HashedBody::new(body, max_bytes);
+    let mut rows = Vec::new();
+    while let Some(chunk) = body.next_chunk().await? {
+        parser.feed(&chunk, &mut rows)?;
+        hand_over(&mut rows, upload).await?;
+    }
+    parser.end(&mut rows)?;
+    hand_over(&mut rows, upload).await?;
+    Ok(body.sha256())
+}
+
+/// The SHA-256 of `body`, in hex, for comparing a repeated upload.
+pub(super) async fn sha256_of(body: Body, max_bytes: u64) -> Result<String, FileError> {
+    let mut body = HashedBody::new(body, max_bytes);
+    while body.next_chunk().await?.is_some() {}
+    Ok(body.sha256())
+}
+
+async fn hand_over(rows: &mut Vec<Row>, upload: &mut Upload<'_>) -> Result<(), FileError> {
+    for row in rows.drain(..) {
+        match row {
+            Row::Item { line, draft } => upload.accept(line, draft).await?,
+            Row::Refused(error) => upload.refuse(error)?,
+        }
+    }
+    Ok(())
+}
+
+/// A request body read chunk by chunk, hashed and bounded on the way.
+struct HashedBody {
+    chunks: axum::body::BodyDataStream,
+    hasher: Sha256,
+    size: u64,
+    max_bytes: u64,
+}
+
+impl HashedBody {
+    fn new(body: Body, max_bytes: u64) -> Self {
+        Self {
+            chunks: body.into_data_stream(),
+            hasher: Sha256::new(),
+            size: 0,
+            max_bytes,
+        }
+    }
+
+    async fn next_chunk(&mut self) -> Result<Option<axum::body::Bytes>, FileError> {
+        let Some(chunk) = self.chunks.next().await else {
+            return Ok(None);
+        };
+        let chunk = chunk.map_err(|e| FileError::Body(e.to_string()))?;
+        self.size += chunk.len() as u64;
+        if self.size > self.max_bytes {
+            return Err(FileError::TooLarge(self.max_bytes));
+        }
+        self.hasher.update(&chunk);
+        Ok(Some(chunk))
+    }
+
+    fn sha256(self) -> String {
+        self.hasher
+            .finalize()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
+    }
+}
+
+enum Parser {
+    // Boxed: the record buffer's bookkeeping is larger than the NDJSON state.
+    Csv(Box<CsvRows>),
+    Ndjson(NdjsonRows),
+}
+
+impl Parser {
+    fn feed(&mut self, input: &[u8], rows: &mut Vec<Row>) -> Result<(), FileError> {
+        match self {
+            Self::Csv(csv) => csv.feed(input, rows),
+            Self::Ndjson(ndjson) => ndjson.feed(input, rows),
+        }
+    }
+
+    fn end(&mut self, rows: &mut Vec<Row>) -> Result<(), FileError> {
+        match self {
+            Self::Csv(csv) => csv.end(rows),
+            Self::Ndjson(ndjson) => {
+                ndjson.end(rows);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The row `value` stands for, checked as `POST /api/catalog/items` checks its body.
+fn item_row(line: u64, value: Value) -> Row {
+    match from_object::<NewItemRequest>(value) {
+        Ok(request) => Row::Item {
+            line,
+            draft: request.into(),
+        },
+        Err(refusal) => Row::Refused(RowError {
+            line,
+            field: refusal.field,
+            message: refusal.message,
+        }),
+    }
+}
+
+fn refused(line: u64, field: Option<&str>, message: impl Into<String>) -> Row {
+    Row::Refused(RowError {
+        line,
+        field: field.map(str::to_owned),
+        message: message.into(),
+    })
+}
+
+/// NDJSON: lines split as they arrive; a line is one item object.
+#[derive(Default)]
+struct NdjsonRows {
+    /// The line being read, up to the chunk's end.
+    partial: Vec<u8>,
+    /// Lines read so far.
+    line: u64,
+}
+
+impl NdjsonRows {
+    fn feed(&mut self, mut input: &[u8], rows: &mut Vec<Row>) -> Result<(), FileError> {
+        while let Some(end) = input.iter().position(|b| *b == b'\n') {
+            let (text, rest) = input.split_at(end);
+            input = rest.get(1..).unwrap_or_default();
+            self.line += 1;
+            if self.partial.is_empty() {
+                self.read_line(text, rows);
+            } else {
+                let mut whole = std::mem::take(&mut self.partial);
+                whole.extend_from_slice(text);
+                self.read_line(&whole, rows);
+            }
+        }
+        self.partial.extend_from_slice(input);
+        if self.partial.len() > MAX_RECORD_BYTES {
+            return Err(FileError::Malformed(format!(
+                "line {} is longer than {MAX_RECORD_BYTES} bytes",
+                self.line + 1
+            )));
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, rows: &mut Vec<Row>) {
+        if !self.partial.is_empty() {
+            self.line += 1;
+            let last = std::mem::take(&mut self.partial);
+            self.read_line(&last, rows);
+        }
+    }
+
+    fn read_line(&self, text: &[u8], rows: &mut Vec<Row>) {
+        let text = text.trim_ascii();
+        if text.is_empty() {
+            return;
+        }
+        let row = match serde_json::from_slice::<Value>(text) {
+            Ok(value @ Value::Object(_)) => item_row(self.line, value),
+            Ok(_) => refused(self.line, None, "the line must be a JSON object"),
+            Err(_) => refused(self.line, None, "the line is not valid JSON"),
+        };
+        rows.push(row);
+    }
+}
+
+/// CSV by RFC 4180 (quoted fields may hold commas, quotes and newlines),
+/// records assembled across chunks.
+struct CsvRows {
+    reader: csv_core::Reader,
+    /// The record being read: its fields' bytes, end to end.
+    record: Vec<u8>,
+    /// Where each field of the record ends in `record`.
+    ends: [usize; MAX_FIELDS],
+    record_len: usize,
+    fields: usize,
+    /// Whether a record has begun (blank lines between records are skipped).
+    in_record: bool,
+    /// Newlines read so far, and the line the current record began on.
+    newlines: u64,
+    record_line: u64,
+    /// The header's columns, once read.
+    header: Option<Vec<&'static str>>,
+}
+
+impl CsvRows {
+    fn new() -> Self {
+        Self {
+            reader: csv_core::Reader::new(),
+            record: vec![0; MAX_RECORD_BYTES],
+            ends: [0; MAX_FIELDS],
+            record_len: 0,
+            fields: 0,
+            in_record: false,
+            newlines: 0,
+            record_line: 0,
+            header: None,
+        }
+    }
+
+    fn feed(&mut self, mut input: &[u8], rows: &mut Vec<Row>) -> Result<(), FileError> {
+        loop {
+            if !self.in_record {
+                let blank = input
+                    .iter()
+                    .take_while(|b| matches!(b, b'\n' | b'\r'))
+                    .count();
+                let (skipped, rest) = input.split_at(blank);
+                self.newlines += count_newlines(skipped);
+                input = rest;
+                if input.is_empty() {
+                    return Ok(());
+                }
+                self.in_record = true;
+                self.record_line = self.newlines + 1;
+            }
+            let (result, read) = self.read(input);
+            let (consumed, rest) = input.split_at(read.min(input.len()));
+            self.newlines += count_newlines(consumed);
+            input = rest;
+            match result {
+                csv_core::ReadRecordResult::InputEmpty | csv_core::ReadRecordResult::End => {
+                    return Ok(());
+                }
+                csv_core::ReadRecordResult::Record => self.take_record(rows)?,
+                full => return Err(self.too_big(full)),
+            }
+        }
+    }
+
+    fn end(&mut self, rows: &mut Vec<Row>) -> Result<(), FileError> {
+        while self.in_record {
+            match self.read(&[]).0 {
+                csv_core::ReadRecordResult::Record => self.take_record(rows)?,
+                csv_core::ReadRecordResult::End | csv_core::ReadRecordResult::InputEmpty => break,
+                full => return Err(self.too_big(full)),
+            }
+        }
+        if self.header.is_none() {
+            return Err(FileError::Malformed(
+                "the file is empty: a CSV import starts with a header row naming its columns"
+                    .to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Feeds `input` to the parser after what the record holds; what it
+    /// made of it, and how many bytes it read.
+    fn read(&mut self, input: &[u8]) -> (csv_core::ReadRecordResult, usize) {
+        let output = self.record.get_mut(self.record_len..).unwrap_or_default();
+        let ends = self.ends.get_mut(self.fields..).unwrap_or_default();
+        let (result, read, written, ended) = self.reader.read_record(input, output, ends);
+        // The parser counts ends from the output it was given.
+        for end in self.ends.iter_mut().skip(self.fields).take(ended) {
+            *end += self.record_len;
+        }
+        self.record_len += written;
+        self.fields += ended;
+        (result, read)
+    }
+
+    fn too_big(&self, full: csv_core::ReadRecordResult) -> FileError {
+        FileError::Malformed(match full {
+            csv_core::ReadRecordResult::OutputEndsFull => format!(
+                "the record on line {} has more than {MAX_FIELDS} fields",
+                self.record_line
+            ),
+            _ => format!(
+                "the record on line {} is longer than {MAX_RECORD_BYTES} bytes",
+                self.record_line
+            ),
+        })
+    }
+
+    /// The record just read: the header, or a row.
+    fn take_record(&mut self, rows: &mut Vec<Row>) -> Result<(), FileError> {
+        let mut start = 0;
+        let mut fields = Vec::with_capacity(self.fields);
+        for &end in self.ends.iter().take(self.fields) {
+            fields.push(self.record.get(start..end).unwrap_or_default());
+            start = end;
+        }
+        let line = self.record_line;
+        match &self.header {
+            None => self.header = Some(header(&fields)?),
+            Some(columns) => rows.push(csv_row(line, columns, &fields)),
+        }
+        self.record_len = 0;
+        self.fields = 0;
+        self.in_record = false;
+        Ok(())
+    }
+}
+
+fn count_newlines(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|b| **b == b'\n').count() as u64
+}
+
+/// The header's columns: each an item field's API name, once, `name` among them.
+fn header(fields: &[&[u8]]) -> Result<Vec<&'static str>, FileError> {
+    let mut columns: Vec<&'static str> = Vec::with_capacity(fields.len());
+    for field in fields {
+        let name = std::str::from_utf8(field).unwrap_or_default().trim();
+        let Some(column) = COLUMNS.iter().copied().find(|column| *column == name) else {
+            return Err(FileError::Malformed(format!(
+                "the header names an unknown column `{}`; columns are {}",
+                name.chars().take(100).collect::<String>(),
+                COLUMNS.join(", ")
+            )));
+        };
+        if columns.contains(&column) {
+            return Err(FileError::Malformed(format!(
+                "the header names the column `{column}` twice"
+            )));
+        }
+        columns.push(column);
+    }
+    if !columns.contains(&"name") {
+        return Err(FileError::Malformed(
+            "the header has no `name` column: every item needs a name".to_owned(),
+        ));
+    }
+    Ok(columns)
+}
+
+/// A CSV record as the JSON object the API would take: an empty cell is an
+/// absent field, `price` a number when it reads as one, `metadata` JSON.
+fn csv_row(line: u64, columns: &[&'static str], fields: &[&[u8]]) -> Row {
+    if fields.len() != columns.len() {
+        return refused(
+            line,
+            None,
+            format!(
+                "the record has {} fields; the header names {}",
+                fields.len(),
+                columns.len()
+            ),
+        );
+    }
+    let mut object = Map::new();
+    for (&column, &cell) in columns.iter().zip(fields) {
+        let Ok(text) = std::str::from_utf8(cell) else {
+            return refused(line, Some(column), format!("{column} is not valid UTF-8"));
+        };
+        if text.is_empty() {
+            continue;
+        }
+        let value = match column {
+            "price" => text
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .and_then(Number::from_f64)
+                .map_or_else(|| Value::from(text), Value::Number),
+            "metadata" => serde_json::from_str(text).unwrap_or_else(|_| Value::from(text)),
+            _ => Value::from(text),
+        };
+        object.insert(column.to_owned(), value);
+    }
+    item_row(line, Value::Object(object))
+}
