@@ -186,17 +186,27 @@ COMMENT ON COLUMN public.catalog_items.price IS 'Base price in USD; for usage_ba
 --
 
 CREATE FUNCTION catalogai_meta.import_match(p_org_id uuid, p_item jsonb) RETURNS SETOF public.catalog_items
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'public', 'extensions', 'pg_temp'
     AS $$
-    select ci.* from catalog_items ci
-    where ci.org_id = p_org_id and ci.status = 'active'
-      and case when p_item ? 'sku' then ci.sku = p_item ->> 'sku'
-               else ci.sku is null
-                    and ci.vendor is not distinct from p_item ->> 'vendor'
-                    and ci.name = p_item ->> 'name' end
-    order by ci.created_at, ci.id
-    limit 1
+begin
+    if p_item ? 'sku' then
+        return query
+        select ci.* from catalog_items ci
+        where ci.org_id = p_org_id and ci.status = 'active' and ci.sku is not null
+          and ci.sku = p_item ->> 'sku'
+        order by ci.created_at, ci.id
+        limit 1;
+    else
+        return query
+        select ci.* from catalog_items ci
+        where ci.org_id = p_org_id and ci.status = 'active'
+          and ci.vendor is not distinct from p_item ->> 'vendor'
+          and ci.name = p_item ->> 'name' and ci.sku is null
+        order by ci.created_at, ci.id
+        limit 1;
+    end if;
+end;
 $$;
 
 --

@@ -293,20 +293,30 @@ end;
 $$;
 
 -- The active item of the org an imported row names: by `sku` when the row
--- has one, otherwise by `vendor` (or its absence) and `name`. The oldest
--- when several match.
+-- has one, otherwise by `vendor` (or its absence) and `name`, each through
+-- its partial index. The oldest when several match.
 create function catalogai_meta.import_match(p_org_id uuid, p_item jsonb)
 returns setof public.catalog_items
-language sql stable set search_path = public, extensions, pg_temp
+language plpgsql stable set search_path = public, extensions, pg_temp
 as $$
-    select ci.* from catalog_items ci
-    where ci.org_id = p_org_id and ci.status = 'active'
-      and case when p_item ? 'sku' then ci.sku = p_item ->> 'sku'
-               else ci.sku is null
-                    and ci.vendor is not distinct from p_item ->> 'vendor'
-                    and ci.name = p_item ->> 'name' end
-    order by ci.created_at, ci.id
-    limit 1
+begin
+    if p_item ? 'sku' then
+        return query
+        select ci.* from catalog_items ci
+        where ci.org_id = p_org_id and ci.status = 'active' and ci.sku is not null
+          and ci.sku = p_item ->> 'sku'
+        order by ci.created_at, ci.id
+        limit 1;
+    else
+        return query
+        select ci.* from catalog_items ci
+        where ci.org_id = p_org_id and ci.status = 'active'
+          and ci.vendor is not distinct from p_item ->> 'vendor'
+          and ci.name = p_item ->> 'name' and ci.sku is null
+        order by ci.created_at, ci.id
+        limit 1;
+    end if;
+end;
 $$;
 
 -- Applies one chunk of a leased job in one transaction: `p_rows` is

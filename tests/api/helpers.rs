@@ -226,6 +226,10 @@ pub(crate) async fn spawn_app_with(
     // would change what other tests measure. tests/api/backfill.rs runs it
     // on a database of its own.
     vars.insert("EMBEDDING_BACKFILL".into(), "false".into());
+    // Likewise imports: any worker here would take any test's job and
+    // embed it with its own emulator. tests/api/imports.rs turns it on for
+    // one server at a time.
+    vars.insert("IMPORT_WORKER".into(), "false".into());
     let given: Vec<String> = vars.keys().cloned().collect();
     customize(&mut vars);
     // A misspelt override would be ignored and the test would test nothing.

@@ -22,6 +22,7 @@ mod errors;
 mod gemini_client;
 mod health;
 mod hostile;
+mod imports;
 mod invariants;
 mod jwks;
 mod lifecycle;

@@ -13,8 +13,9 @@ use uuid::Uuid;
 use crate::helpers::{TestApp, create_tenant, spawn_app, spawn_app_with};
 use crate::schema::OpenApiDocument;
 
-/// The interface clients depend on: the original's routes, plus this document.
-const INTERFACE: [(&str, &str); 24] = [
+/// The interface clients depend on: the original's routes, plus this
+/// document and the bulk imports.
+const INTERFACE: [(&str, &str); 27] = [
     ("get", "/"),
     ("get", "/api/health"),
     ("get", "/api/readiness"),
@@ -39,6 +40,9 @@ const INTERFACE: [(&str, &str); 24] = [
     ("post", "/api/proposals/{id}/reject"),
     ("post", "/api/catalog/request-new-item"),
     ("get", "/api/admin/audit-log"),
+    ("post", "/api/catalog/imports"),
+    ("get", "/api/catalog/imports"),
+    ("get", "/api/catalog/imports/{id}"),
 ];
 
 /// [`INTERFACE`] as `(method, path template)` pairs.
@@ -150,6 +154,8 @@ struct Call<'a> {
     path: String,
     token: Option<&'a str>,
     body: Option<Value>,
+    /// A body that is not JSON, and its media type.
+    file: Option<(&'a str, &'a str)>,
     accept: Option<&'a str>,
 }
 
@@ -161,8 +167,13 @@ impl<'a> Call<'a> {
             path: template.to_owned(),
             token: None,
             body: None,
+            file: None,
             accept: None,
         }
+    }
+    fn file(mut self, content_type: &'a str, text: &'a str) -> Self {
+        self.file = Some((content_type, text));
+        self
     }
     fn at(mut self, path: String) -> Self {
         self.path = path;
@@ -191,6 +202,7 @@ async fn exchange(app: &TestApp, doc: &OpenApiDocument, call: Call<'_>) -> (u16,
         path,
         token,
         body,
+        file,
         accept,
     } = call;
     let mut request = app.client.request(
@@ -202,6 +214,11 @@ async fn exchange(app: &TestApp, doc: &OpenApiDocument, call: Call<'_>) -> (u16,
     }
     if let Some(body) = &body {
         request = request.json(body);
+    }
+    if let Some((content_type, text)) = file {
+        request = request
+            .header("content-type", content_type)
+            .body(text.to_owned());
     }
     if let Some(accept) = accept {
         request = request.header("accept", accept);
@@ -418,6 +435,50 @@ async fn real_answers_of_every_route_validate_against_the_document() {
     let values = check(Call::new("get", audit).by(admin), 200).await;
     assert!(values[0]["events"].as_array().unwrap().len() >= 6);
     check(Call::new("get", audit).by(requester), 403).await;
+
+    // Bulk imports (no worker runs here: the file's one row is refused, so
+    // the job is complete at once).
+    let imports = "/api/catalog/imports";
+    let values = check(
+        Call::new("post", imports)
+            .by(admin)
+            .file("text/csv", "name\n\n,\n"),
+        202,
+    )
+    .await;
+    assert_eq!(values[0]["status"], "completed");
+    let import_id = values[0]["id"].as_str().unwrap().to_owned();
+    check(
+        Call::new("post", imports)
+            .by(requester)
+            .file("text/csv", "name\nA\n"),
+        403,
+    )
+    .await;
+    check(
+        Call::new("post", imports)
+            .by(admin)
+            .file("application/json", "{}"),
+        415,
+    )
+    .await;
+    check(
+        Call::new("post", imports)
+            .by(admin)
+            .file("text/csv", "colour\nred\n"),
+        400,
+    )
+    .await;
+    let values = check(Call::new("get", imports).by(admin), 200).await;
+    assert_eq!(values[0]["imports"][0]["id"], import_id.as_str());
+    check(Call::new("get", imports).by(requester), 403).await;
+    let import_path = "/api/catalog/imports/{id}";
+    let own = || Call::new("get", import_path).at(format!("{imports}/{import_id}"));
+    check(own().by(admin), 200).await;
+    let lines = check(own().by(admin).accept(Some("application/x-ndjson")), 200).await;
+    assert_eq!(lines.len(), 1, "a complete job's stream is its one line");
+    let missing = Call::new("get", import_path).at(concrete(import_path));
+    check(missing.by(admin), 404).await;
 
     assert_eq!(seen, interface(), "every route's answers are checked");
 }

@@ -106,7 +106,7 @@ impl ImportWorker {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    tracing::warn!(error = %e, "import: cannot ask the database for work; asking again in {}s", POLL_EVERY.as_secs())
+                    tracing::warn!(error = %e, "import: cannot ask the database for work; asking again in {}s", POLL_EVERY.as_secs());
                 }
             }
             tokio::select! {
@@ -156,7 +156,7 @@ impl ImportWorker {
                         Ok(false) => return,
                         // The lease has time left; the next attempt may get through.
                         Err(e) => {
-                            tracing::warn!(import_id = %job.id, error = %e, "import: could not record the pause")
+                            tracing::warn!(import_id = %job.id, error = %e, "import: could not record the pause");
                         }
                     }
                     tokio::time::sleep(pause).await;

@@ -340,11 +340,8 @@ impl CsvRows {
     fn read(&mut self, input: &[u8]) -> (csv_core::ReadRecordResult, usize) {
         let output = self.record.get_mut(self.record_len..).unwrap_or_default();
         let ends = self.ends.get_mut(self.fields..).unwrap_or_default();
+        // The ends count from the record's start, across calls.
         let (result, read, written, ended) = self.reader.read_record(input, output, ends);
-        // The parser counts ends from the output it was given.
-        for end in self.ends.iter_mut().skip(self.fields).take(ended) {
-            *end += self.record_len;
-        }
         self.record_len += written;
         self.fields += ended;
         (result, read)
@@ -449,4 +446,102 @@ fn csv_row(line: u64, columns: &[&'static str], fields: &[&[u8]]) -> Row {
         object.insert(column.to_owned(), value);
     }
     item_row(line, Value::Object(object))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rows of `file` read as `format`, fed `chunk` bytes at a time.
+    fn rows(format: ImportFormat, file: &str, chunk: usize) -> Result<Vec<String>, String> {
+        let mut parser = match format {
+            ImportFormat::Csv => Parser::Csv(Box::new(CsvRows::new())),
+            ImportFormat::Ndjson => Parser::Ndjson(NdjsonRows::default()),
+        };
+        let mut rows = Vec::new();
+        for piece in file.as_bytes().chunks(chunk.max(1)) {
+            parser.feed(piece, &mut rows).map_err(|e| e.to_string())?;
+        }
+        parser.end(&mut rows).map_err(|e| e.to_string())?;
+        Ok(rows
+            .into_iter()
+            .map(|row| match row {
+                Row::Item { line, draft } => format!(
+                    "{line}: {} | {} | {}",
+                    draft.name,
+                    draft.description.unwrap_or_default(),
+                    draft.price.map_or(String::new(), |p| p.get().to_string())
+                ),
+                Row::Refused(e) => {
+                    format!("{}: {} {}", e.line, e.field.unwrap_or_default(), e.message)
+                }
+            })
+            .collect())
+    }
+
+    #[test]
+    fn csv_rows_are_the_same_however_the_file_is_split() {
+        let file = "name,description,price\n\"Desk, oak\",\"Says \"\"hi\"\"\nand more\",12.5\n\r\nLamp,,x\n\n,no name,1\nChair,\"\",3";
+        let whole = rows(ImportFormat::Csv, file, file.len()).unwrap();
+        assert_eq!(
+            whole,
+            [
+                "2: Desk, oak | Says \"hi\"\nand more | 12.5",
+                "5: price price must be a number",
+                "7: name name is required",
+                "8: Chair |  | 3",
+            ]
+        );
+        for chunk in 1..file.len() {
+            assert_eq!(
+                rows(ImportFormat::Csv, file, chunk).unwrap(),
+                whole,
+                "chunks of {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn ndjson_rows_are_the_same_however_the_file_is_split() {
+        let file = "{\"name\": \"Desk\", \"price\": 2}\n\n[1]\r\nnot json\n{\"price\": 1}\n{\"name\": \"Lamp\"}";
+        let whole = rows(ImportFormat::Ndjson, file, file.len()).unwrap();
+        assert_eq!(
+            whole,
+            [
+                "1: Desk |  | 2",
+                "3:  the line must be a JSON object",
+                "4:  the line is not valid JSON",
+                "5: name name is required",
+                "6: Lamp |  | ",
+            ]
+        );
+        for chunk in 1..file.len() {
+            assert_eq!(
+                rows(ImportFormat::Ndjson, file, chunk).unwrap(),
+                whole,
+                "chunks of {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_file_that_is_not_its_kind_is_refused_whole() {
+        let refused = |file: &str| rows(ImportFormat::Csv, file, 7).unwrap_err();
+        assert!(refused("").starts_with("the file is empty"));
+        assert!(refused("name,size\nA,1").starts_with("the header names an unknown column `size`"));
+        assert_eq!(
+            refused("sku\nA"),
+            "the header has no `name` column: every item needs a name"
+        );
+        let long = format!("name\n\"{}\"\n", "x".repeat(MAX_RECORD_BYTES + 1));
+        assert_eq!(
+            refused(&long),
+            format!("the record on line 2 is longer than {MAX_RECORD_BYTES} bytes")
+        );
+        let wide = format!("name\n{}\n", ",".repeat(MAX_FIELDS));
+        assert_eq!(
+            refused(&wide),
+            format!("the record on line 2 has more than {MAX_FIELDS} fields")
+        );
+    }
 }
