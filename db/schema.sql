@@ -33,6 +33,8 @@ CREATE TABLE public.catalog_imports (
     idempotency_key text,
     body_sha256 text,
     format text NOT NULL,
+    mode text DEFAULT 'items'::text NOT NULL,
+    enrich text,
     status text DEFAULT 'receiving'::text NOT NULL,
     paused_reason text,
     total integer DEFAULT 0 NOT NULL,
@@ -53,11 +55,13 @@ CREATE TABLE public.catalog_imports (
     CONSTRAINT catalog_imports_applied_through_check CHECK ((applied_through >= 0)),
     CONSTRAINT catalog_imports_body_sha256_check CHECK ((body_sha256 ~ '^[0-9a-f]{64}$'::text)),
     CONSTRAINT catalog_imports_created_check CHECK ((created >= 0)),
+    CONSTRAINT catalog_imports_enrich_check CHECK ((enrich = 'missing'::text)),
     CONSTRAINT catalog_imports_errors_check CHECK (((jsonb_typeof(errors) = 'array'::text) AND (jsonb_array_length(errors) <= 1000))),
     CONSTRAINT catalog_imports_failed_check CHECK ((failed >= 0)),
     CONSTRAINT catalog_imports_format_check CHECK ((format = ANY (ARRAY['csv'::text, 'ndjson'::text]))),
     CONSTRAINT catalog_imports_holder_check CHECK (((char_length(holder) >= 1) AND (char_length(holder) <= 200))),
     CONSTRAINT catalog_imports_idempotency_key_check CHECK (((char_length(idempotency_key) >= 1) AND (char_length(idempotency_key) <= 255))),
+    CONSTRAINT catalog_imports_mode_check CHECK ((mode = ANY (ARRAY['items'::text, 'proposals'::text]))),
     CONSTRAINT catalog_imports_paused_reason_check CHECK ((char_length(paused_reason) <= 1000)),
     CONSTRAINT catalog_imports_price_down_check CHECK ((price_down >= 0)),
     CONSTRAINT catalog_imports_price_up_check CHECK ((price_up >= 0)),
@@ -100,7 +104,7 @@ CREATE FUNCTION catalogai_meta.import_json(p_job public.catalog_imports) RETURNS
     AS $$
     select jsonb_build_object(
         'id', p_job.id, 'org_id', p_job.org_id, 'created_by', p_job.created_by,
-        'format', p_job.format, 'status', p_job.status, 'paused_reason', p_job.paused_reason,
+        'format', p_job.format, 'mode', p_job.mode, 'enrich', p_job.enrich, 'status', p_job.status, 'paused_reason', p_job.paused_reason,
         'total', p_job.total, 'processed', p_job.processed, 'created', p_job.created,
         'updated', p_job.updated, 'unchanged', p_job.unchanged, 'failed', p_job.failed,
         'price_up', p_job.price_up, 'price_down', p_job.price_down, 'errors', p_job.errors,
@@ -493,6 +497,7 @@ declare
     v_line integer;
     v_old catalog_items;
     v_new catalog_items;
+    v_matched boolean;
     v_changed jsonb;
     v_created integer := 0;
     v_updated integer := 0;
@@ -525,53 +530,76 @@ begin
         v_last := v_line;
         begin
             select * into v_old from catalogai_meta.import_match(v_job.org_id, v_item);
-            if found then
+            v_matched := found;
+            if v_matched then
                 perform 1 from catalog_items where id = v_old.id for update;
                 v_new := v_old;
-                v_new.name := coalesce(v_item ->> 'name', v_old.name);
-                v_new.description := coalesce(v_item ->> 'description', v_old.description);
-                v_new.category := coalesce(v_item ->> 'category', v_old.category);
-                v_new.status := coalesce(v_item ->> 'status', v_old.status);
-                v_new.price := coalesce((v_item ->> 'price')::numeric, v_old.price);
-                v_new.pricing_type := coalesce(v_item ->> 'pricing_type', v_old.pricing_type);
-                v_new.product_url := coalesce(v_item ->> 'product_url', v_old.product_url);
-                v_new.vendor := coalesce(v_item ->> 'vendor', v_old.vendor);
-                v_new.metadata := coalesce(v_item -> 'metadata', v_old.metadata);
+            else
+                v_new := null;
+                v_new.status := 'active';
+                v_new.metadata := '{}';
+            end if;
+            -- What the row gives; the rest as stored.
+            v_new.name := coalesce(v_item ->> 'name', v_new.name);
+            v_new.description := coalesce(v_item ->> 'description', v_new.description);
+            v_new.category := coalesce(v_item ->> 'category', v_new.category);
+            v_new.status := coalesce(v_item ->> 'status', v_new.status);
+            v_new.price := coalesce((v_item ->> 'price')::numeric, v_new.price);
+            v_new.pricing_type := coalesce(v_item ->> 'pricing_type', v_new.pricing_type);
+            v_new.product_url := coalesce(v_item ->> 'product_url', v_new.product_url);
+            v_new.vendor := coalesce(v_item ->> 'vendor', v_new.vendor);
+            v_new.sku := coalesce(v_item ->> 'sku', v_new.sku);
+            v_new.metadata := coalesce(v_item -> 'metadata', v_new.metadata);
+            v_changed := '[]';
+            if v_matched then
                 select coalesce(jsonb_agg(n.key order by n.key), '[]') into v_changed
                 from jsonb_each(to_jsonb(v_new)) n
                 where n.value is distinct from to_jsonb(v_old) -> n.key;
-                if jsonb_array_length(v_changed) = 0 then
-                    v_unchanged := v_unchanged + 1;
-                else
-                    update catalog_items
-                    set name = v_new.name, description = v_new.description,
-                        category = v_new.category, status = v_new.status, price = v_new.price,
-                        pricing_type = v_new.pricing_type, product_url = v_new.product_url,
-                        vendor = v_new.vendor, metadata = v_new.metadata, updated_at = now()
-                    where id = v_old.id;
-                    v_updated := v_updated + 1;
-                    if v_new.price > v_old.price then v_price_up := v_price_up + 1; end if;
-                    if v_new.price < v_old.price then v_price_down := v_price_down + 1; end if;
-                    perform public.write_audit_event(v_job.org_id, 'catalog.item.updated',
-                        v_job.created_by, 'catalog_item', v_old.id,
-                        jsonb_build_object('name', v_new.name, 'changed_fields', v_changed,
-                                           'via_import', v_job.id, 'line', v_line));
-                end if;
+            end if;
+            if v_matched and jsonb_array_length(v_changed) = 0 then
+                v_unchanged := v_unchanged + 1;
+            elsif v_job.mode = 'proposals' then
+                -- A pending proposal per row, as a member's would be.
+                perform public.insert_proposal(v_job.org_id, v_job.created_by,
+                    jsonb_build_object(
+                        'proposal_type', case when not v_matched then 'ADD_ITEM'
+                                              when v_new.status = 'deprecated' then 'DEPRECATE_ITEM'
+                                              else 'REPLACE_ITEM' end,
+                        'replacing_item_id', case when v_matched then v_old.id end,
+                        'item_name', v_new.name, 'item_description', v_new.description,
+                        'item_category', v_new.category, 'item_metadata', v_new.metadata,
+                        'item_price', v_new.price, 'item_pricing_type', v_new.pricing_type,
+                        'item_product_url', v_new.product_url, 'item_vendor', v_new.vendor,
+                        'item_sku', v_new.sku),
+                    null, format('Imported: line %s of import %s', v_line, v_job.id));
+                if v_matched then v_updated := v_updated + 1; else v_created := v_created + 1; end if;
+            elsif v_matched then
+                update catalog_items
+                set name = v_new.name, description = v_new.description,
+                    category = v_new.category, status = v_new.status, price = v_new.price,
+                    pricing_type = v_new.pricing_type, product_url = v_new.product_url,
+                    vendor = v_new.vendor, metadata = v_new.metadata, updated_at = now()
+                where id = v_old.id;
+                v_updated := v_updated + 1;
+                perform public.write_audit_event(v_job.org_id, 'catalog.item.updated',
+                    v_job.created_by, 'catalog_item', v_old.id,
+                    jsonb_build_object('name', v_new.name, 'changed_fields', v_changed,
+                                       'via_import', v_job.id, 'line', v_line));
             else
                 insert into catalog_items (org_id, created_by, name, description, category, status,
                                            price, pricing_type, product_url, vendor, sku, metadata)
-                values (v_job.org_id, v_job.created_by, v_item ->> 'name', v_item ->> 'description',
-                        v_item ->> 'category', coalesce(v_item ->> 'status', 'active'),
-                        (v_item ->> 'price')::numeric, v_item ->> 'pricing_type',
-                        v_item ->> 'product_url', v_item ->> 'vendor', v_item ->> 'sku',
-                        coalesce(v_item -> 'metadata', '{}'))
+                values (v_job.org_id, v_job.created_by, v_new.name, v_new.description,
+                        v_new.category, v_new.status, v_new.price, v_new.pricing_type,
+                        v_new.product_url, v_new.vendor, v_new.sku, v_new.metadata)
                 returning * into v_new;
                 v_created := v_created + 1;
                 perform public.write_audit_event(v_job.org_id, 'catalog.item.created',
                     v_job.created_by, 'catalog_item', v_new.id,
                     jsonb_build_object('name', v_new.name, 'via_import', v_job.id, 'line', v_line));
             end if;
-            if v_row ? 'embedding' then
+            if v_matched and v_new.price > v_old.price then v_price_up := v_price_up + 1; end if;
+            if v_matched and v_new.price < v_old.price then v_price_down := v_price_down + 1; end if;
+            if v_row ? 'embedding' and v_job.mode = 'items' then
                 insert into catalog_item_embeddings (catalog_item_id, embedding, model_version)
                 values (v_new.id, (v_row ->> 'embedding')::vector(768), p_model_version)
                 on conflict (catalog_item_id) do update
@@ -617,10 +645,10 @@ end;
 $$;
 
 --
--- Name: catalog_import_begin(text, text); Type: FUNCTION; Schema: public; Owner: -
+-- Name: catalog_import_begin(text, text, text, text); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.catalog_import_begin(p_format text, p_idempotency_key text DEFAULT NULL::text) RETURNS jsonb
+CREATE FUNCTION public.catalog_import_begin(p_format text, p_idempotency_key text DEFAULT NULL::text, p_mode text DEFAULT 'items'::text, p_enrich text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'public', 'extensions', 'pg_temp'
     AS $$
@@ -635,8 +663,8 @@ begin
             return catalogai_meta.import_json(v_job) || '{"existing": true}';
         end if;
     end if;
-    insert into catalog_imports (org_id, created_by, format, idempotency_key)
-    values (v_org, auth.uid(), p_format, p_idempotency_key)
+    insert into catalog_imports (org_id, created_by, format, idempotency_key, mode, enrich)
+    values (v_org, auth.uid(), p_format, p_idempotency_key, coalesce(p_mode, 'items'), p_enrich)
     on conflict (org_id, idempotency_key) do nothing
     returning * into v_job;
     if not found then
@@ -653,7 +681,7 @@ $$;
 -- Name: catalog_import_chunk(uuid, text, integer, integer, text); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.catalog_import_chunk(p_import_id uuid, p_holder text, p_after integer, p_limit integer, p_model_version text) RETURNS TABLE(line integer, item jsonb, text_name text, text_description text, text_category text, embedding_current boolean)
+CREATE FUNCTION public.catalog_import_chunk(p_import_id uuid, p_holder text, p_after integer, p_limit integer, p_model_version text) RETURNS TABLE(line integer, item jsonb, matched boolean, text_name text, text_description text, text_category text, embedding_current boolean)
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'public', 'extensions', 'pg_temp'
     AS $$
@@ -666,7 +694,7 @@ begin
         raise exception 'the import lease is not held' using errcode = 'CA409';
     end if;
     return query
-    select r.line, r.item,
+    select r.line, r.item, m.id is not null,
            coalesce(r.item ->> 'name', m.name),
            case when r.item ? 'description' then r.item ->> 'description' else m.description end,
            case when r.item ? 'category' then r.item ->> 'category' else m.category end,
@@ -2638,11 +2666,11 @@ REVOKE ALL ON FUNCTION public.catalog_import_apply(p_import_id uuid, p_holder te
 GRANT ALL ON FUNCTION public.catalog_import_apply(p_import_id uuid, p_holder text, p_after integer, p_rows jsonb, p_model_version text, p_lease_seconds integer) TO service_role;
 
 --
--- Name: FUNCTION catalog_import_begin(p_format text, p_idempotency_key text); Type: ACL; Schema: public; Owner: -
+-- Name: FUNCTION catalog_import_begin(p_format text, p_idempotency_key text, p_mode text, p_enrich text); Type: ACL; Schema: public; Owner: -
 --
 
-REVOKE ALL ON FUNCTION public.catalog_import_begin(p_format text, p_idempotency_key text) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.catalog_import_begin(p_format text, p_idempotency_key text) TO authenticated;
+REVOKE ALL ON FUNCTION public.catalog_import_begin(p_format text, p_idempotency_key text, p_mode text, p_enrich text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.catalog_import_begin(p_format text, p_idempotency_key text, p_mode text, p_enrich text) TO authenticated;
 
 --
 -- Name: FUNCTION catalog_import_chunk(p_import_id uuid, p_holder text, p_after integer, p_limit integer, p_model_version text); Type: ACL; Schema: public; Owner: -

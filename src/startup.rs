@@ -148,11 +148,18 @@ impl Application {
                 model_version.clone(),
             )
         });
+        let enrichment = Arc::new(EnrichmentService::new(
+            gemini.clone(),
+            settings.batch.concurrency,
+            gemini_share,
+        ));
         let imports_queued = Arc::new(tokio::sync::Notify::new());
         let import_worker = settings.catalog.import_worker.then(|| {
             ImportWorker::new(
                 supabase.clone(),
                 Arc::clone(&embeddings),
+                Arc::clone(&enrichment),
+                settings.batch.concurrency,
                 Arc::clone(&imports_queued),
             )
         });
@@ -162,11 +169,6 @@ impl Application {
             settings.catalog.import_max_rows,
             imports_queued,
         );
-        let enrichment = Arc::new(EnrichmentService::new(
-            gemini.clone(),
-            settings.batch.concurrency,
-            gemini_share,
-        ));
         let state = AppState::new(Shared {
             tokens,
             rate_limiter: settings

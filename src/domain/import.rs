@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{ImportFormat, ImportStatus, timestamp};
+use super::{ImportEnrichment, ImportFormat, ImportMode, ImportStatus, timestamp};
 
 /// Why one row of an import file was not applied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -28,6 +28,10 @@ pub struct ImportJob {
     pub org_id: Uuid,
     pub created_by: Uuid,
     pub format: ImportFormat,
+    /// Whether rows write the catalog or become proposals.
+    pub mode: ImportMode,
+    /// What Gemini fills in, if anything.
+    pub enrich: Option<ImportEnrichment>,
     pub status: ImportStatus,
     /// Why the job is paused (a dependency that is down), while it is.
     pub paused_reason: Option<String>,
@@ -35,17 +39,18 @@ pub struct ImportJob {
     pub total: u64,
     /// Rows applied or refused so far.
     pub processed: u64,
-    /// Items created.
+    /// Items created (with `mode=proposals`: ADD_ITEM proposals filed).
     pub created: u64,
-    /// Items updated (matched by `sku`, or by `vendor` and `name`).
+    /// Items updated, matched by `sku`, or by `vendor` and `name` (with
+    /// `mode=proposals`: REPLACE_ITEM and DEPRECATE_ITEM proposals filed).
     pub updated: u64,
     /// Rows that matched an item and changed nothing.
     pub unchanged: u64,
     /// Rows refused, on upload or by the database.
     pub failed: u64,
-    /// Updates that raised the item's price.
+    /// Updates (or proposals) that raise the item's price.
     pub price_up: u64,
-    /// Updates that lowered it.
+    /// Updates (or proposals) that lower it.
     pub price_down: u64,
     /// The first 1,000 refused rows, by line.
     pub errors: Vec<RowError>,
@@ -65,4 +70,19 @@ impl ImportJob {
     pub fn is_finished(&self) -> bool {
         self.status == ImportStatus::Completed
     }
+
+    /// The options it was started with.
+    pub fn options(&self) -> ImportOptions {
+        ImportOptions {
+            mode: self.mode,
+            enrich: self.enrich,
+        }
+    }
+}
+
+/// How an import's rows are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImportOptions {
+    pub mode: ImportMode,
+    pub enrich: Option<ImportEnrichment>,
 }

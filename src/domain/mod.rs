@@ -23,7 +23,7 @@ mod vocabulary;
 
 pub use cursor::{Page, PageCursor};
 pub use id::Id;
-pub use import::{ImportJob, RowError};
+pub use import::{ImportJob, ImportOptions, RowError};
 pub use item::{CatalogItem, ItemDraft, Metadata, OptionalProductUrl, ProductUrl, SearchHit};
 pub use list::TextList;
 pub use number::{Count, Price, Threshold};
@@ -62,6 +62,6 @@ pub struct Membership {
 }
 
 pub use vocabulary::{
-    Confidence, ImportFormat, ImportStatus, ItemStatus, PricingType, ProposalStatus, ProposalType,
-    RequestStatus, ReviewDecision, Role, TaskType,
+    Confidence, ImportEnrichment, ImportFormat, ImportMode, ImportStatus, ItemStatus, PricingType,
+    ProposalStatus, ProposalType, RequestStatus, ReviewDecision, Role, TaskType,
 };

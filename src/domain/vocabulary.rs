@@ -280,3 +280,22 @@ string_enum! {
         Completed = "completed",
     }
 }
+
+string_enum! {
+    /// What a bulk import's rows do.
+    pub enum ImportMode {
+        /// They create and update items.
+        Items = "items",
+        /// They become pending proposals (ADD_ITEM, REPLACE_ITEM,
+        /// DEPRECATE_ITEM) for a reviewer to approve.
+        Proposals = "proposals",
+    }
+}
+
+string_enum! {
+    /// What Gemini fills in during a bulk import.
+    pub enum ImportEnrichment {
+        /// What a row that creates an item leaves empty.
+        Missing = "missing",
+    }
+}

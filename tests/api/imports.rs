@@ -371,7 +371,7 @@ async fn the_same_idempotency_key_and_file_give_back_the_same_job() {
     assert_eq!(status, 409, "{other}");
     assert_eq!(
         other["error"]["message"],
-        "this Idempotency-Key was used for an import of a different file"
+        "this Idempotency-Key was used for an import of a different file or with other options"
     );
     // Another org may use the same key for its own job.
     let other_tenant = create_tenant().await;
@@ -972,4 +972,231 @@ async fn a_job_left_by_a_stopped_server_is_finished_by_another() {
         "at most the interrupted chunk embedded twice: {embedded_by_both}"
     );
     drop(guard);
+}
+
+/// `POST /api/catalog/imports?{query}` with a CSV `file`.
+async fn upload_with(app: &TestApp, token: &str, query: &str, file: &str) -> (u16, Value) {
+    let response = app
+        .client
+        .post(format!("{}/api/catalog/imports?{query}", app.address))
+        .bearer_auth(token)
+        .header("content-type", "text/csv")
+        .body(file.to_owned())
+        .send()
+        .await
+        .expect("request failed");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("not JSON"))
+}
+
+#[tokio::test]
+async fn mode_proposals_files_the_load_for_review_and_changes_no_item() {
+    let (app, _worker) = app_with_worker(|_| {}).await;
+    let tenant = create_tenant().await;
+    let token = &tenant.admin.token;
+    let (_, seeded) = upload(&app, token, "text/csv", csv_file("P", 3, |_| 10.0), None).await;
+    completed(&app, token, seeded["id"].as_str().unwrap()).await;
+    app.gemini.reset();
+
+    let file = concat!(
+        "sku,name,price,status\n",
+        "SKU-P-0,Item 0 of P,10.00,\n",      // unchanged
+        "SKU-P-1,Item 1 of P,12.50,\n",      // a price rise: REPLACE_ITEM
+        "SKU-P-2,Item 2 of P,,deprecated\n", // retired: DEPRECATE_ITEM
+        "SKU-P-9,A new item,5,\n",           // ADD_ITEM
+    );
+    let (status, job) = upload_with(&app, token, "mode=proposals", file).await;
+    assert_eq!(status, 202, "{job}");
+    assert_eq!(job["mode"], "proposals");
+    let job = completed(&app, token, job["id"].as_str().unwrap()).await;
+    assert_eq!(
+        (
+            &job["created"],
+            &job["updated"],
+            &job["unchanged"],
+            &job["price_up"],
+            &job["failed"]
+        ),
+        (&json!(1), &json!(2), &json!(1), &json!(1), &json!(0)),
+        "{job}"
+    );
+    assert_eq!(
+        app.gemini.stats().total_calls(),
+        0,
+        "approval embeds, not the import"
+    );
+    let org = tenant.org_id;
+    assert_eq!(
+        sql(&format!(
+            "select string_agg(sku || ' ' || price || ' ' || status, ', ' order by sku) \
+             from catalog_items where org_id = '{org}'"
+        )),
+        "SKU-P-0 10.00 active, SKU-P-1 10.00 active, SKU-P-2 10.00 active",
+        "the catalog is as it was"
+    );
+    let proposals: Value = app
+        .get_as("/api/proposals?status=pending", &tenant.reviewer.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut filed: Vec<String> = proposals["proposals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {} {} {}",
+                p["proposal_type"].as_str().unwrap(),
+                p["item_sku"].as_str().unwrap_or("-"),
+                p["item_price"],
+                p["replacing_item_id"].is_string()
+            )
+        })
+        .collect();
+    filed.sort();
+    assert_eq!(
+        filed,
+        [
+            "ADD_ITEM SKU-P-9 5.0 false",
+            "DEPRECATE_ITEM SKU-P-2 10.0 true",
+            "REPLACE_ITEM SKU-P-1 12.5 true"
+        ]
+    );
+    // A reviewer approves the load as the workflow does.
+    let add = proposals["proposals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["proposal_type"] == "ADD_ITEM")
+        .unwrap();
+    assert!(
+        add["justification"]
+            .as_str()
+            .unwrap()
+            .starts_with("Imported: line 5 of import")
+    );
+    let approved = app
+        .post_json(
+            &format!("/api/proposals/{}/approve", add["id"].as_str().unwrap()),
+            Some(&tenant.reviewer.token),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(approved.status(), 200);
+    assert_eq!(
+        sql(&format!(
+            "select name from catalog_items where org_id = '{org}' and sku = 'SKU-P-9'"
+        )),
+        "A new item"
+    );
+}
+
+#[tokio::test]
+async fn enrich_missing_fills_what_new_rows_leave_empty_and_the_row_wins() {
+    let (app, _worker) = app_with_worker(|_| {}).await;
+    let tenant = create_tenant().await;
+    let token = &tenant.admin.token;
+    let (_, seeded) = upload(
+        &app,
+        token,
+        "text/csv",
+        "sku,name\nSKU-E-0,Old item\n",
+        None,
+    )
+    .await;
+    completed(&app, token, seeded["id"].as_str().unwrap()).await;
+    app.gemini.reset();
+
+    let file = concat!(
+        "sku,name,description,metadata\n",
+        "SKU-E-0,Old item,,\n",               // matches: not enriched
+        "SKU-E-1,Ergonomic office chair,,\n", // filled
+        "SKU-E-2,Standing desk,Our own words,\"{\"\"colour\"\": \"\"oak\"\"}\"\n", // the row wins
+    );
+    let (status, job) = upload_with(&app, token, "enrich=missing", file).await;
+    assert_eq!(status, 202, "{job}");
+    assert_eq!(job["enrich"], "missing");
+    let job = completed(&app, token, job["id"].as_str().unwrap()).await;
+    assert_eq!(
+        (&job["created"], &job["unchanged"]),
+        (&json!(2), &json!(1)),
+        "{job}"
+    );
+    assert_eq!(
+        app.gemini.stats().calls_of("generateContent"),
+        2,
+        "one per new row"
+    );
+    let org = tenant.org_id;
+    let item = |sku: &str| -> Value {
+        serde_json::from_str(&sql(&format!(
+            "select row_to_json(ci) from catalog_items ci where org_id = '{org}' and sku = '{sku}'"
+        )))
+        .unwrap()
+    };
+    let chair = item("SKU-E-1");
+    assert!(
+        chair["description"].as_str().is_some_and(|d| !d.is_empty()),
+        "{chair}"
+    );
+    assert!(
+        chair["category"].as_str().is_some_and(|c| !c.is_empty()),
+        "{chair}"
+    );
+    assert_eq!(chair["metadata"]["ai_enriched"], true, "{chair}");
+    assert_eq!(
+        chair["name"], "Ergonomic office chair",
+        "the key is never filled"
+    );
+    let desk = item("SKU-E-2");
+    assert_eq!(desk["description"], "Our own words");
+    assert_eq!(desk["metadata"]["colour"], "oak");
+    let old = item("SKU-E-0");
+    assert_eq!(
+        old["description"],
+        Value::Null,
+        "a matched row is not enriched"
+    );
+    // Embedded from the filled-in text.
+    assert_eq!(app.gemini.stats().embedded_texts, 2);
+
+    // The same key with other options is another request.
+    let (status, _) = upload_with(&app, token, "enrich=missing", "name\nX\n").await;
+    assert_eq!(status, 202);
+    let once = |query: &'static str| {
+        let app = &app;
+        async move {
+            let response = app
+                .client
+                .post(format!("{}/api/catalog/imports?{query}", app.address))
+                .bearer_auth(token)
+                .header("content-type", "text/csv")
+                .header("idempotency-key", "options")
+                .body("name\n,\n")
+                .send()
+                .await
+                .unwrap();
+            response.status().as_u16()
+        }
+    };
+    assert_eq!(once("mode=items").await, 202);
+    assert_eq!(once("mode=items").await, 200);
+    assert_eq!(once("mode=proposals").await, 409);
+    // Unknown option values are refused, naming the field.
+    let (status, refused) = upload_with(&app, token, "mode=everything", "name\nX\n").await;
+    assert_eq!(
+        (status, refused["error"]["message"].as_str()),
+        (400, Some("mode must be items or proposals"))
+    );
+    // Wait for the one-row job queued above, so no other test's worker gets it.
+    let list: Value = app
+        .get_as("/api/catalog/imports?limit=10", token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    for job in list["imports"].as_array().unwrap() {
+        completed(&app, token, job["id"].as_str().unwrap()).await;
+    }
 }

@@ -11,7 +11,9 @@ use uuid::Uuid;
 
 use super::catalog::{rpc_params, vector_literal};
 use super::{SupabaseCallError, SupabaseClient};
-use crate::domain::{ImportFormat, ImportJob, ItemDraft, Page, PageCursor, RowError};
+use crate::domain::{
+    ImportFormat, ImportJob, ImportOptions, ItemDraft, Page, PageCursor, RowError,
+};
 use crate::resilience::Deadline;
 
 /// Jobs per answer when listing: a job carries at most 1,000 row errors.
@@ -63,8 +65,11 @@ pub(crate) struct StagedRow {
 #[derive(Debug, Deserialize)]
 pub(crate) struct ChunkRow {
     pub line: u64,
-    /// The fields the row gives, passed back to the database as they are.
+    /// The fields the row gives, passed back to the database as they are
+    /// (unless enrichment fills some in).
     pub item: Box<RawValue>,
+    /// Whether it matches an active item (it will update, not create).
+    pub matched: bool,
     /// The text the item will be embedded from: the row's, the rest from
     /// the item it matches.
     pub text_name: String,
@@ -135,12 +140,15 @@ impl SupabaseClient {
         &self,
         token: &str,
         format: ImportFormat,
+        options: ImportOptions,
         idempotency_key: Option<&str>,
         deadline: Deadline,
     ) -> Result<BegunImport, SupabaseCallError> {
         let params = rpc_params(json!({
             "p_format": format,
             "p_idempotency_key": idempotency_key,
+            "p_mode": options.mode,
+            "p_enrich": options.enrich,
         }));
         self.user_write("catalog_import_begin", &params, token, deadline)
             .await

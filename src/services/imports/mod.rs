@@ -7,6 +7,7 @@
 //! The rows arrive already checked: the HTTP edge parses each with the same
 //! types as `POST /api/catalog/items` and hands over drafts or refusals.
 
+mod enrich;
 mod worker;
 
 pub use worker::ImportWorker;
@@ -20,7 +21,9 @@ use crate::auth::{Caller, NotAllowed};
 use crate::clients::supabase::{
     BegunImport, StagedRow, SupabaseCallError, SupabaseClient, UploadTally,
 };
-use crate::domain::{ImportFormat, ImportJob, ItemDraft, Page, PageCursor, Role, RowError};
+use crate::domain::{
+    ImportFormat, ImportJob, ImportOptions, ItemDraft, Page, PageCursor, Role, RowError,
+};
 use crate::resilience::Deadline;
 use crate::services::membership::MembershipDirectory;
 
@@ -44,8 +47,10 @@ pub enum ImportError {
     /// The file has more rows than an import may.
     #[error("the file has more than {0} rows")]
     TooManyRows(u32),
-    /// The idempotency key names a job made from another body.
-    #[error("this Idempotency-Key was used for an import of a different file")]
+    /// The idempotency key names a job made from another body (or with other options).
+    #[error(
+        "this Idempotency-Key was used for an import of a different file or with other options"
+    )]
     KeyReused,
     /// The idempotency key names a job whose upload is still arriving.
     #[error("an import with this Idempotency-Key is still being uploaded")]
@@ -71,23 +76,26 @@ pub enum Begun<'a> {
     Existing(Replay),
 }
 
-/// A job an idempotency key already names, and the hash of its body.
+/// A job an idempotency key already names, the hash of its body, and the
+/// options asked for now.
 #[derive(Debug)]
 pub struct Replay {
     job: ImportJob,
     body_sha256: Option<String>,
+    options: ImportOptions,
 }
 
 impl Replay {
-    /// The job, when `body_sha256` is its body's.
+    /// The job, when `body_sha256` is its body's and it was asked for with
+    /// the same options.
     ///
     /// # Errors
-    /// [`ImportError::KeyReused`] for another body, [`ImportError::KeyInProgress`]
-    /// while that job's body is still arriving.
+    /// [`ImportError::KeyReused`] for another body or other options,
+    /// [`ImportError::KeyInProgress`] while that job's body is still arriving.
     pub fn job_for(self, body_sha256: &str) -> Result<ImportJob, ImportError> {
         match self.body_sha256 {
             None => Err(ImportError::KeyInProgress),
-            Some(hash) if hash == body_sha256 => Ok(self.job),
+            Some(hash) if hash == body_sha256 && self.job.options() == self.options => Ok(self.job),
             Some(_) => Err(ImportError::KeyReused),
         }
     }
@@ -119,13 +127,20 @@ impl ImportService {
         &'a self,
         caller: &'a Caller,
         format: ImportFormat,
+        options: ImportOptions,
         idempotency_key: Option<&str>,
         deadline: Deadline,
     ) -> Result<Begun<'a>, ImportError> {
         caller.require(Role::Admin)?;
         let begun = self
             .supabase
-            .begin_import(&caller.access_token, format, idempotency_key, deadline)
+            .begin_import(
+                &caller.access_token,
+                format,
+                options,
+                idempotency_key,
+                deadline,
+            )
             .await;
         let BegunImport {
             job,
@@ -133,7 +148,11 @@ impl ImportService {
             body_sha256,
         } = self.memberships.heed_refusal(caller.user_id, begun).await?;
         if existing {
-            return Ok(Begun::Existing(Replay { job, body_sha256 }));
+            return Ok(Begun::Existing(Replay {
+                job,
+                body_sha256,
+                options,
+            }));
         }
         Ok(Begun::New(Upload {
             service: self,

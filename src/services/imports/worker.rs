@@ -4,8 +4,10 @@
 //! to this replica, each applied chunk renews the lease, and a replica that
 //! stops (or dies) leaves the job to whichever replica claims it next, from
 //! the last committed chunk. A chunk is at most [`CHUNK_ROWS`] rows: one
-//! `batchEmbedContents` call for the rows whose text is new, then one
-//! transaction for the rows and their audit events. When Gemini or the
+//! `batchEmbedContents` call for the rows whose text is new (after Gemini
+//! fills what new rows leave empty, with `enrich=missing`; none with
+//! `mode=proposals`, whose approval embeds), then one transaction for the
+//! rows and their audit events. When Gemini or the
 //! database is down the job is marked paused and the same chunk is tried
 //! again, with growing waits; nothing is written twice because the database
 //! recognises a chunk it already applied.
@@ -21,9 +23,10 @@ use crate::clients::supabase::{
     AppliedRow, Breach, ChunkRow, ClaimedImport, JobLease, Refusal, SupabaseCallError,
     SupabaseClient, SupabaseError,
 };
-use crate::domain::{ImportJob, TaskType};
+use crate::domain::{ImportEnrichment, ImportJob, ImportMode, ImportOptions, TaskType};
 use crate::resilience::{CallError, Deadline};
 use crate::services::embeddings::{EmbeddingService, catalog_item_text};
+use crate::services::enrichment::EnrichmentService;
 
 /// Rows per chunk: one `batchEmbedContents` call's worth.
 const CHUNK_ROWS: usize = 100;
@@ -47,6 +50,9 @@ const PAUSE_MAX: Duration = Duration::from_secs(30);
 pub struct ImportWorker {
     supabase: SupabaseClient,
     embeddings: Arc<EmbeddingService>,
+    enrichment: Arc<EnrichmentService>,
+    /// Rows of a chunk enriched at once (`BATCH_CONCURRENCY`).
+    enrich_concurrency: usize,
     /// Told when an upload here queues a job.
     queued: Arc<Notify>,
     /// This process, as the lease names it.
@@ -54,15 +60,20 @@ pub struct ImportWorker {
 }
 
 impl ImportWorker {
-    /// A worker embedding with `embeddings`, woken by `queued`.
+    /// A worker embedding with `embeddings`, filling rows with `enrichment`
+    /// (`enrich_concurrency` at once), woken by `queued`.
     pub fn new(
         supabase: SupabaseClient,
         embeddings: Arc<EmbeddingService>,
+        enrichment: Arc<EnrichmentService>,
+        enrich_concurrency: usize,
         queued: Arc<Notify>,
     ) -> Self {
         Self {
             supabase,
             embeddings,
+            enrichment,
+            enrich_concurrency,
             queued,
             holder: format!("catalogai-{}", Uuid::new_v4()),
         }
@@ -126,7 +137,10 @@ impl ImportWorker {
         let mut after = claimed.applied_through;
         let mut pause = PAUSE_FIRST;
         loop {
-            match self.apply_next_chunk(lease, job.org_id, after).await {
+            match self
+                .apply_next_chunk(lease, job.org_id, job.options(), after)
+                .await
+            {
                 Ok(applied) => {
                     pause = PAUSE_FIRST;
                     after = applied.through;
@@ -171,16 +185,33 @@ impl ImportWorker {
         &self,
         lease: JobLease<'_>,
         org_id: Uuid,
+        options: ImportOptions,
         after: u64,
     ) -> Result<Applied, ChunkError> {
         let deadline = Deadline::after(CHUNK_BUDGET);
         let model_version = self.embeddings.model_version();
-        let rows = self
+        let mut rows = self
             .supabase
             .import_chunk(lease, after, CHUNK_ROWS, &model_version, deadline)
             .await
             .map_err(|e| ChunkError::database(&e))?;
-        let to_embed: Vec<&ChunkRow> = rows.iter().filter(|row| !row.embedding_current).collect();
+        if options.enrich == Some(ImportEnrichment::Missing) {
+            super::enrich::fill_missing(
+                &self.enrichment,
+                self.enrich_concurrency,
+                &mut rows,
+                org_id,
+                deadline,
+            )
+            .await
+            .map_err(|e| ChunkError::Dependency(format!("Gemini: {e}")))?;
+        }
+        // A proposal's item is embedded when it is approved.
+        let embeds = options.mode == ImportMode::Items;
+        let to_embed: Vec<&ChunkRow> = rows
+            .iter()
+            .filter(|row| embeds && !row.embedding_current)
+            .collect();
         let vectors = if to_embed.is_empty() {
             Vec::new()
         } else {
@@ -205,7 +236,7 @@ impl ImportWorker {
             .map(|row| AppliedRow {
                 line: row.line,
                 item: &row.item,
-                embedding: if row.embedding_current {
+                embedding: if !embeds || row.embedding_current {
                     None
                 } else {
                     vectors.next().map(|v| AppliedRow::vector(&v))

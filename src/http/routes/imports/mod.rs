@@ -21,7 +21,9 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::domain::{Count, ImportFormat, ImportJob, PageCursor};
+use crate::domain::{
+    Count, ImportEnrichment, ImportFormat, ImportJob, ImportMode, ImportOptions, PageCursor,
+};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::{Params, from_query, from_query_or_empty};
 use crate::http::routes::common::{cursor_param_schema, page_size};
@@ -61,8 +63,8 @@ pub struct Api;
 /// runs in the background, a chunk of 100 rows at a time.
 #[utoipa::path(post, path = "/api/catalog/imports", tag = "catalog",
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header,
-        description = "The same key and file give back the same job (200) instead of a new one; the same key with another file is refused (409). At most 255 characters.")),
+    params(ImportQuery, ("Idempotency-Key" = Option<String>, Header,
+        description = "The same key, file and options give back the same job (200) instead of a new one; the same key with another file or other options is refused (409). At most 255 characters.")),
     request_body(
         description = "CSV with a header row naming the columns (`name` required; `description`, `category`, `status`, `price`, `pricing_type`, `product_url`, `vendor`, `sku`, `metadata` as JSON), or NDJSON (one item object per line). At most IMPORT_MAX_BYTES bytes and IMPORT_MAX_ROWS rows.",
         content((String = "text/csv"), (String = "application/x-ndjson"))),
@@ -79,16 +81,25 @@ async fn start_import(
     State(state): State<AppState>,
     caller: Caller,
     deadline: Deadline,
+    Params(query): Params<ImportQuery>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let options = ImportOptions {
+        mode: query.mode.unwrap_or(ImportMode::Items),
+        enrich: query.enrich,
+    };
     let format = file_format(&headers)?;
     let key = idempotency_key(&headers)?;
     let max_bytes = state.settings.catalog.import_max_bytes;
     if declared_length(&headers).is_some_and(|length| length > max_bytes) {
         return Err(file::FileError::TooLarge(max_bytes).into());
     }
-    match state.imports.begin(&caller, format, key, deadline).await? {
+    match state
+        .imports
+        .begin(&caller, format, options, key, deadline)
+        .await?
+    {
         Begun::Existing(replay) => {
             let sha256 = file::sha256_of(body, max_bytes).await?;
             let job = replay.job_for(&sha256)?;
@@ -106,6 +117,22 @@ async fn start_import(
             }
         },
     }
+}
+
+/// Query of `POST /api/catalog/imports`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ImportQuery {
+    /// `items` (the default): rows create and update items; `proposals`:
+    /// rows become pending ADD_ITEM, REPLACE_ITEM or DEPRECATE_ITEM
+    /// proposals for a reviewer to approve, and nothing else changes.
+    #[serde(default, deserialize_with = "from_query")]
+    mode: Option<ImportMode>,
+    /// `missing`: Gemini fills what a row that creates an item leaves empty
+    /// (description, category, price, pricing type, product URL; metadata
+    /// merged), one call per such row; what the row gives always wins.
+    #[serde(default, deserialize_with = "from_query")]
+    enrich: Option<ImportEnrichment>,
 }
 
 /// Query of `GET /api/catalog/imports`.
