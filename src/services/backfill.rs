@@ -23,17 +23,13 @@ use uuid::Uuid;
 use crate::clients::supabase::{BackfillClaim, BackfillProgress, SupabaseClient};
 use crate::resilience::Deadline;
 use crate::services::catalog::{CatalogError, CatalogService};
+use crate::services::lease::{LEASE, LEASE_CALL_BUDGET as CALL_BUDGET, lease_seconds};
 
-/// How long a lease lasts without renewal: a replica that dies hands over
-/// after at most this.
-const LEASE: Duration = Duration::from_secs(60);
 /// How often the holder renews its lease (and records its progress).
 const RENEW_EVERY: Duration = Duration::from_secs(15);
 /// How long a replica waits before asking again for a lease held elsewhere
 /// (or after the database could not be asked).
 const RETRY_CLAIM_EVERY: Duration = Duration::from_secs(30);
-/// Time for one lease or progress call, retries included.
-const CALL_BUDGET: Duration = Duration::from_secs(10);
 /// Time for one org's repair call; a larger org takes several.
 const ORG_BUDGET: Duration = Duration::from_secs(300);
 /// How long to wait for an admin's repair of the same org, here, to end.
@@ -278,8 +274,4 @@ impl EmbeddingBackfill {
 
 fn update(progress: &Mutex<BackfillProgress>, change: impl FnOnce(&mut BackfillProgress)) {
     change(&mut progress.lock().unwrap_or_else(PoisonError::into_inner));
-}
-
-fn lease_seconds() -> u32 {
-    u32::try_from(LEASE.as_secs()).unwrap_or(u32::MAX)
 }

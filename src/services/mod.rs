@@ -6,6 +6,7 @@ pub mod embeddings;
 pub mod enrichment;
 pub mod fan_out;
 pub mod imports;
+mod lease;
 pub mod membership;
 pub mod procurement;
 pub mod query_cache;

@@ -18,7 +18,7 @@ use crate::domain::{
 };
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::{JsonBody, Params, from_query, from_query_or_empty};
-use crate::http::routes::common::{MAX_QUERY_CHARS, cursor_param_schema, page_size};
+use crate::http::routes::common::{MAX_QUERY_CHARS, cursor_param_schema, page_size, path_uuid};
 use crate::resilience::Deadline;
 use crate::services::catalog::RepairReport;
 use crate::state::AppState;
@@ -161,9 +161,7 @@ async fn get_item(
     deadline: Deadline,
     Path(id): Path<String>,
 ) -> Result<Json<CatalogItem>, ApiError> {
-    let id: Uuid = id
-        .parse()
-        .map_err(|_| ApiError::BadRequest("item id must be a UUID".to_owned()))?;
+    let id = path_uuid(&id, "item")?;
     Ok(Json(state.catalog.get(&caller, id, deadline).await?))
 }
 

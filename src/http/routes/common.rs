@@ -19,6 +19,12 @@ pub(super) fn path_id(raw: &str, record: Record) -> Result<Uuid, ApiError> {
         .map_err(|_| ApiError::BadRequest(format!("Invalid {} ID format", record.as_str())))
 }
 
+/// A UUID in a path, refused as `<noun> id must be a UUID`.
+pub(super) fn path_uuid(raw: &str, noun: &str) -> Result<Uuid, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::BadRequest(format!("{noun} id must be a UUID")))
+}
+
 /// Rows per page: the query's `limit`, 100 when absent.
 pub(super) fn page_size(limit: Option<Count<1, 1000>>) -> usize {
     limit.map_or(100, |n| n.get() as usize)

@@ -27,17 +27,13 @@ use crate::domain::{ImportEnrichment, ImportJob, ImportMode, ImportOptions, Task
 use crate::resilience::{CallError, Deadline};
 use crate::services::embeddings::{EmbeddingService, catalog_item_text};
 use crate::services::enrichment::EnrichmentService;
+use crate::services::lease::{LEASE, LEASE_CALL_BUDGET as CALL_BUDGET, lease_seconds};
 
 /// Rows per chunk: one `batchEmbedContents` call's worth.
 const CHUNK_ROWS: usize = 100;
-/// How long a lease lasts without renewal: a replica that dies hands its job
-/// over after at most this.
-const LEASE: Duration = Duration::from_secs(60);
 /// Time for one chunk (its read, embedding and write, retries included);
 /// well inside the lease, which the write renews.
 const CHUNK_BUDGET: Duration = Duration::from_secs(30);
-/// Time for one lease call, retries included.
-const CALL_BUDGET: Duration = Duration::from_secs(10);
 /// How often an idle worker asks for work queued on another replica (its
 /// own uploads wake it at once).
 const POLL_EVERY: Duration = Duration::from_secs(5);
@@ -285,8 +281,4 @@ impl ChunkError {
             other => Self::Dependency(format!("database: {other}")),
         }
     }
-}
-
-fn lease_seconds() -> u32 {
-    u32::try_from(LEASE.as_secs()).unwrap_or(u32::MAX)
 }

@@ -18,7 +18,6 @@ use axum::{Json, Router};
 use futures_util::stream;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
-use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::domain::{
@@ -26,7 +25,7 @@ use crate::domain::{
 };
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::{Params, from_query, from_query_or_empty};
-use crate::http::routes::common::{cursor_param_schema, page_size};
+use crate::http::routes::common::{cursor_param_schema, page_size, path_uuid};
 use crate::resilience::Deadline;
 use crate::services::imports::Begun;
 use crate::state::AppState;
@@ -201,9 +200,7 @@ async fn get_import(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id: Uuid = id
-        .parse()
-        .map_err(|_| ApiError::BadRequest("import id must be a UUID".to_owned()))?;
+    let id = path_uuid(&id, "import")?;
     let job = state.imports.get(&caller, id, deadline).await?;
     if !wants_ndjson(&headers) {
         return Ok(Json(job).into_response());
