@@ -596,6 +596,27 @@ async fn imports_are_for_the_orgs_admins_through_the_api_and_through_postgrest()
         (400, Some("CA403")),
         "{refused}"
     );
+    // The anon key calls none of them.
+    for (function, params) in [
+        ("catalog_import_begin", json!({ "p_format": "csv" })),
+        (
+            "catalog_import_stage",
+            json!({ "p_import_id": id, "p_rows": [] }),
+        ),
+        ("catalog_import_discard", json!({ "p_import_id": id })),
+    ] {
+        let (status, answer) = rest(
+            Method::POST,
+            &format!("rpc/{function}"),
+            Some(crate::helpers::public_key()),
+            &params,
+        )
+        .await;
+        assert!(
+            matches!(status, 401 | 403),
+            "anon called {function}: {status} {answer}"
+        );
+    }
     let (status, refused) = rest(
         Method::POST,
         "rpc/catalog_import_stage",
