@@ -1221,3 +1221,51 @@ async fn enrich_missing_fills_what_new_rows_leave_empty_and_the_row_wins() {
         completed(&app, token, job["id"].as_str().unwrap()).await;
     }
 }
+
+#[tokio::test]
+async fn a_second_row_for_the_same_item_sees_what_the_first_wrote() {
+    let (app, _worker) = app_with_worker(|_| {}).await;
+    let tenant = create_tenant().await;
+    let token = &tenant.admin.token;
+    let (_, seeded) = upload(&app, token, "text/csv", "sku,name\nSKU-D,Lamp\n", None).await;
+    completed(&app, token, seeded["id"].as_str().unwrap()).await;
+    app.gemini.reset();
+    // The first row renames the item, the second names it back: the second
+    // must be planned against the first's change, or the item would keep
+    // the vector of a name it no longer has.
+    let (_, job) = upload(
+        &app,
+        token,
+        "text/csv",
+        "sku,name\nSKU-D,Desk lamp\nSKU-D,Lamp\n",
+        None,
+    )
+    .await;
+    let job = completed(&app, token, job["id"].as_str().unwrap()).await;
+    assert_eq!(
+        (&job["updated"], &job["failed"]),
+        (&json!(2), &json!(0)),
+        "{job}"
+    );
+    assert_eq!(app.gemini.stats().embedded_texts, 2, "each rename embedded");
+    // The stored vector is the one the item's text embeds to: an item
+    // made afresh with the same text in another org has the same.
+    let other = create_tenant().await;
+    let (_, fresh) = upload(
+        &app,
+        &other.admin.token,
+        "text/csv",
+        "sku,name\nSKU-D,Lamp\n",
+        None,
+    )
+    .await;
+    completed(&app, &other.admin.token, fresh["id"].as_str().unwrap()).await;
+    assert_eq!(
+        sql(&format!(
+            "select a.embedding = b.embedding from catalog_item_embeddings a, catalog_item_embeddings b \
+             where a.org_id = '{}' and b.org_id = '{}'",
+            tenant.org_id, other.org_id
+        )),
+        "t"
+    );
+}

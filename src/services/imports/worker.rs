@@ -12,6 +12,7 @@
 //! again, with growing waits; nothing is written twice because the database
 //! recognises a chunk it already applied.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -191,6 +192,10 @@ impl ImportWorker {
             .import_chunk(lease, after, CHUNK_ROWS, &model_version, deadline)
             .await
             .map_err(|e| ChunkError::database(&e))?;
+        // The database planned each row against the catalog before the
+        // chunk: a second row for the same item would be planned against
+        // what the first is about to change. It starts the next chunk.
+        rows.truncate(distinct_items(&rows));
         if options.enrich == Some(ImportEnrichment::Missing) {
             super::enrich::fill_missing(
                 &self.enrichment,
@@ -254,6 +259,29 @@ impl ImportWorker {
             .map_err(|e| ChunkError::database(&e))?;
         Ok(Applied { job, through })
     }
+}
+
+/// How many leading rows of `rows` name distinct items: by `sku`, or
+/// without one by `vendor` and `name`, as the database matches them.
+fn distinct_items(rows: &[ChunkRow]) -> usize {
+    #[derive(serde::Deserialize)]
+    struct Key {
+        sku: Option<String>,
+        vendor: Option<String>,
+        name: Option<String>,
+    }
+    let mut seen = HashSet::with_capacity(rows.len());
+    rows.iter()
+        .take_while(|row| {
+            let key = match serde_json::from_str::<Key>(row.item.get()) {
+                Ok(Key { sku: Some(sku), .. }) => (Some(sku), None, None),
+                Ok(Key { vendor, name, .. }) => (None, vendor, name),
+                // Unreadable here, it is the database's to refuse.
+                Err(_) => return true,
+            };
+            seen.insert(key)
+        })
+        .count()
 }
 
 /// A chunk applied, and the last line it covered.
