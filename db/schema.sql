@@ -787,9 +787,9 @@ begin
     set lease_until = case when p_lease_seconds = 0 then null
                            else now() + make_interval(secs => p_lease_seconds) end,
         holder = case when p_lease_seconds = 0 then null else holder end,
-        status = case when p_paused_reason is not null then 'paused' else 'running' end,
-        paused_reason = left(p_paused_reason, 1000),
-        updated_at = now()
+        status = case when p_paused_reason is not null then 'paused' else status end,
+        paused_reason = coalesce(left(p_paused_reason, 1000), paused_reason),
+        updated_at = case when p_paused_reason is not null then now() else updated_at end
     where id = p_import_id
       and holder = p_holder
       and status in ('running', 'paused');

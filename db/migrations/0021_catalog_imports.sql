@@ -503,9 +503,10 @@ begin
 end;
 $$;
 
--- Renews the caller's lease (`p_lease_seconds`; 0 gives it up) and records
--- whether the job is `running` or `paused` (with why). False when the
--- caller does not hold the lease any more: it must stop.
+-- Renews the caller's lease (`p_lease_seconds`; 0 gives it up); with
+-- `p_paused_reason`, the job is `paused` for that reason (a chunk applied
+-- makes it `running` again), without, only the lease changes. False when
+-- the caller does not hold the lease any more: it must stop.
 create function public.catalog_import_report(
     p_import_id uuid,
     p_holder text,
@@ -522,9 +523,9 @@ begin
     set lease_until = case when p_lease_seconds = 0 then null
                            else now() + make_interval(secs => p_lease_seconds) end,
         holder = case when p_lease_seconds = 0 then null else holder end,
-        status = case when p_paused_reason is not null then 'paused' else 'running' end,
-        paused_reason = left(p_paused_reason, 1000),
-        updated_at = now()
+        status = case when p_paused_reason is not null then 'paused' else status end,
+        paused_reason = coalesce(left(p_paused_reason, 1000), paused_reason),
+        updated_at = case when p_paused_reason is not null then now() else updated_at end
     where id = p_import_id
       and holder = p_holder
       and status in ('running', 'paused');

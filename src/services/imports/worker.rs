@@ -32,9 +32,11 @@ use crate::services::lease::{LEASE, LEASE_CALL_BUDGET as CALL_BUDGET, lease_seco
 
 /// Rows per chunk: one `batchEmbedContents` call's worth.
 const CHUNK_ROWS: usize = 100;
-/// Time for one chunk (its read, embedding and write, retries included);
-/// well inside the lease, which the write renews.
-const CHUNK_BUDGET: Duration = Duration::from_secs(30);
+/// Time for one chunk (its read, enrichment, embedding and write, retries
+/// included); the lease is renewed meanwhile.
+const CHUNK_BUDGET: Duration = Duration::from_secs(120);
+/// How often the holder renews its lease while it works.
+const RENEW_EVERY: Duration = Duration::from_secs(15);
 /// How often an idle worker asks for work queued on another replica (its
 /// own uploads wake it at once).
 const POLL_EVERY: Duration = Duration::from_secs(5);
@@ -125,12 +127,42 @@ impl ImportWorker {
     }
 
     async fn work_on(&self, claimed: ClaimedImport) {
-        let job = claimed.job;
+        let job = &claimed.job;
         let lease = JobLease {
             import_id: job.id,
             holder: &self.holder,
         };
         tracing::info!(import_id = %job.id, org_id = %job.org_id, rows = job.total, from_line = claimed.applied_through, "import: applying");
+        tokio::select! {
+            () = self.apply_chunks(lease, &claimed) => {}
+            () = self.keep_lease(lease) => {
+                tracing::warn!(import_id = %job.id, "import: lost the lease to another replica; leaving the job to it");
+            }
+        }
+    }
+
+    /// Renews the lease until it is lost (then returns).
+    async fn keep_lease(&self, lease: JobLease<'_>) {
+        loop {
+            tokio::time::sleep(RENEW_EVERY).await;
+            match self
+                .supabase
+                .report_import(lease, lease_seconds(), None, Deadline::after(CALL_BUDGET))
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return,
+                // The lease has time left; the next renewal may get through.
+                Err(e) => {
+                    tracing::warn!(import_id = %lease.import_id, error = %e, "import: could not renew the lease");
+                }
+            }
+        }
+    }
+
+    /// Applies the job's chunks until it completes or is not ours any more.
+    async fn apply_chunks(&self, lease: JobLease<'_>, claimed: &ClaimedImport) {
+        let job = &claimed.job;
         let mut after = claimed.applied_through;
         let mut pause = PAUSE_FIRST;
         loop {
