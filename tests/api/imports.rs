@@ -14,7 +14,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, MutexGuard};
 
-use crate::helpers::{Tenant, TestApp, create_tenant, gemini_in_flight, rest, spawn_app_with, sql};
+use crate::helpers::{
+    Tenant, TestApp, create_tenant, gemini_in_flight, rest, spawn_app_with, sql, user_token,
+};
 
 static WORKER: Mutex<()> = Mutex::const_new(());
 
@@ -508,6 +510,36 @@ async fn imports_are_for_the_orgs_admins_through_the_api_and_through_postgrest()
             403
         );
     }
+    // A signed-in user of no org is refused everywhere, by the API and the database.
+    let nobody = user_token(uuid::Uuid::new_v4());
+    let (status, _) = upload(&app, &nobody, "text/csv", "name\nDesk\n", None).await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        app.get_as(&format!("/api/catalog/imports/{id}"), &nobody)
+            .await
+            .status(),
+        403
+    );
+    let (status, rows) = rest(
+        Method::GET,
+        &format!("catalog_imports?id=eq.{id}"),
+        Some(&nobody),
+        &Value::Null,
+    )
+    .await;
+    assert_eq!((status, rows), (200, json!([])));
+    let (status, refused) = rest(
+        Method::POST,
+        "rpc/catalog_import_begin",
+        Some(&nobody),
+        &json!({ "p_format": "csv" }),
+    )
+    .await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (400, Some("CA403")),
+        "{refused}"
+    );
     let theirs = app
         .get_as(&format!("/api/catalog/imports/{id}"), &stranger.admin.token)
         .await;
