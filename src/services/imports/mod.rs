@@ -13,6 +13,7 @@ mod worker;
 pub use worker::ImportWorker;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -31,6 +32,8 @@ use crate::services::membership::MembershipDirectory;
 const STAGE_BATCH: usize = 500;
 /// Refused rows whose errors a job keeps (the rest are only counted).
 const KEPT_ERRORS: usize = 1000;
+/// Time for dropping an upload: its own, as the request's may be what ran out.
+const DISCARD_BUDGET: Duration = Duration::from_secs(5);
 
 /// Why an import operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -285,7 +288,11 @@ impl Upload<'_> {
         if let Err(e) = self
             .service
             .supabase
-            .discard_import(&self.caller.access_token, self.job_id, self.deadline)
+            .discard_import(
+                &self.caller.access_token,
+                self.job_id,
+                Deadline::after(DISCARD_BUDGET),
+            )
             .await
         {
             tracing::warn!(import_id = %self.job_id, error = %e, "could not drop an unfinished upload; it is dropped within the hour");

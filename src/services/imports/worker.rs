@@ -1,9 +1,9 @@
 //! Applies queued imports in the background, one job at a time per replica.
 //!
 //! The database hands out the work (migration 0021): a claimed job is leased
-//! to this replica, each applied chunk renews the lease, and a replica that
-//! stops (or dies) leaves the job to whichever replica claims it next, from
-//! the last committed chunk. A chunk is at most [`CHUNK_ROWS`] rows: one
+//! to this replica, renewed while it works, and a replica that stops (or
+//! dies) leaves the job to whichever replica claims it next, from the last
+//! committed chunk. A chunk is at most [`CHUNK_ROWS`] rows: one
 //! `batchEmbedContents` call for the rows whose text is new (after Gemini
 //! fills what new rows leave empty, with `enrich=missing`; none with
 //! `mode=proposals`, whose approval embeds), then one transaction for the
