@@ -734,6 +734,26 @@ async fn service_rpc(function: &str, params: Value) -> Value {
     answer
 }
 
+/// The job `holder` is handed, or null. Only this test's jobs are
+/// unfinished: [`worker_alone`] dropped any left behind, and no other test
+/// leaves one queued.
+async fn claim(holder: &str) -> Value {
+    service_rpc(
+        "catalog_import_claim",
+        json!({ "p_holder": holder, "p_lease_seconds": 60 }),
+    )
+    .await
+}
+
+/// Gives `job`'s lease up, as a replica that stops does.
+async fn release(job: &Value, holder: &str) {
+    service_rpc(
+        "catalog_import_report",
+        json!({ "p_import_id": job["id"], "p_holder": holder, "p_lease_seconds": 0 }),
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn the_database_hands_an_orgs_jobs_out_one_at_a_time_and_applies_a_chunk_once() {
     // The worker's calls made by hand, as two replicas would: no server's
@@ -743,40 +763,12 @@ async fn the_database_hands_an_orgs_jobs_out_one_at_a_time_and_applies_a_chunk_o
     let first = queued_job(&tenant, 3).await;
     let second = queued_job(&tenant, 1).await;
     let holder = |name: &str| format!("test-{name}-{}", tenant.org_id);
-    let claim = |name: String| async move {
-        service_rpc(
-            "catalog_import_claim",
-            json!({ "p_holder": name, "p_lease_seconds": 60 }),
-        )
-        .await
-    };
-    // Other orgs' jobs may be queued too: claim until ours comes up, giving
-    // the others straight back.
-    let mut ours = Value::Null;
-    for _ in 0..50 {
-        let job = claim(holder("a")).await;
-        if job.is_null() || job["org_id"] == tenant.org_id.to_string() {
-            ours = job;
-            break;
-        }
-        service_rpc(
-            "catalog_import_report",
-            json!({ "p_import_id": job["id"], "p_holder": holder("a"), "p_lease_seconds": 0 }),
-        )
-        .await;
-    }
+    let ours = claim(&holder("a")).await;
     assert_eq!(ours["id"], first.as_str(), "the org's oldest job first");
     assert_eq!(ours["status"], "running");
     // Replica b gets nothing of this org while a holds its first job.
-    let other = claim(holder("b")).await;
-    assert_ne!(other["org_id"], tenant.org_id.to_string(), "{other}");
-    if !other.is_null() {
-        service_rpc(
-            "catalog_import_report",
-            json!({ "p_import_id": other["id"], "p_holder": holder("b"), "p_lease_seconds": 0 }),
-        )
-        .await;
-    }
+    let other = claim(&holder("b")).await;
+    assert_eq!(other, Value::Null, "{other}");
 
     let chunk = service_rpc(
         "catalog_import_chunk",
@@ -820,24 +812,8 @@ async fn the_database_hands_an_orgs_jobs_out_one_at_a_time_and_applies_a_chunk_o
     );
 
     // a stops (its lease given up): b resumes the same job where it stopped.
-    service_rpc(
-        "catalog_import_report",
-        json!({ "p_import_id": first, "p_holder": holder("a"), "p_lease_seconds": 0 }),
-    )
-    .await;
-    let mut resumed = Value::Null;
-    for _ in 0..50 {
-        let job = claim(holder("b")).await;
-        if job.is_null() || job["org_id"] == tenant.org_id.to_string() {
-            resumed = job;
-            break;
-        }
-        service_rpc(
-            "catalog_import_report",
-            json!({ "p_import_id": job["id"], "p_holder": holder("b"), "p_lease_seconds": 0 }),
-        )
-        .await;
-    }
+    release(&ours, &holder("a")).await;
+    let resumed = claim(&holder("b")).await;
     assert_eq!(
         (&resumed["id"], &resumed["applied_through"]),
         (&json!(first), &json!(3))
@@ -864,7 +840,7 @@ async fn the_database_hands_an_orgs_jobs_out_one_at_a_time_and_applies_a_chunk_o
         (&json!("completed"), &json!(3))
     );
     // Now the org's second job is the one handed out.
-    let next = claim(holder("b")).await;
+    let next = claim(&holder("b")).await;
     assert_eq!(next["id"], second.as_str(), "{next}");
     // Leave nothing queued for other tests' workers.
     sql(&format!(
