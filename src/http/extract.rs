@@ -101,7 +101,8 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for JsonBodyO
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(body_rejection)?;
-        if bytes.iter().all(u8::is_ascii_whitespace) || bytes.trim_ascii() == b"null" {
+        let content = trim_json_whitespace(&bytes);
+        if content.is_empty() || content == b"null" {
             return Ok(Self(T::default()));
         }
         if !json {
@@ -112,6 +113,22 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for JsonBodyO
         }
         read_json(&bytes).map(Self)
     }
+}
+
+/// `bytes` without the whitespace JSON allows around a value: space, tab,
+/// line feed and carriage return (not every ASCII space: a form feed is no
+/// JSON at all).
+fn trim_json_whitespace(bytes: &[u8]) -> &[u8] {
+    let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let start = bytes
+        .iter()
+        .position(|b| !is_space(b))
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !is_space(b))
+        .map_or(start, |i| i + 1);
+    bytes.get(start..end).unwrap_or_default()
 }
 
 /// `T` from a JSON text, with the service's messages.

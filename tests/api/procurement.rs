@@ -986,3 +986,37 @@ async fn a_demoted_reviewer_is_refused_by_the_database_and_loses_the_cached_role
     .await;
     assert_eq!(after["status"], "pending", "nothing was changed: {after}");
 }
+
+#[tokio::test]
+async fn an_optional_body_is_absent_only_when_json_says_nothing() {
+    let app = spawn_app().await;
+    let tenant = create_tenant().await;
+    let proposal = add_proposal(&app, &tenant, "Form feed lamp").await;
+    let reject = format!("{}/api/proposals/{}/reject", app.address, id(&proposal));
+    let send = |body: &'static [u8]| {
+        app.client
+            .post(&reject)
+            .bearer_auth(&tenant.reviewer.token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    // A form feed is ASCII whitespace but not JSON's: the body is malformed,
+    // and nothing is rejected.
+    for body in [&b"\x0c"[..], b" \x0c ", b"\x0bnull"] {
+        let response = send(body).await.unwrap();
+        assert_eq!(response.status(), 400, "{body:?}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(message(&answer), "request body is not valid JSON");
+    }
+    let (_, still) = get(
+        &app,
+        &format!("/api/proposals/{}", id(&proposal)),
+        &tenant.reviewer.token,
+    )
+    .await;
+    assert_eq!(still["status"], "pending");
+    // JSON's own whitespace, or null, is no body at all.
+    let response = send(b" \t\r\n null \n").await.unwrap();
+    assert_eq!(response.status(), 200);
+}
