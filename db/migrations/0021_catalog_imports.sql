@@ -29,11 +29,12 @@ create table public.catalog_imports (
                      check (status in ('receiving', 'queued', 'running', 'paused', 'completed')),
     paused_reason    text check (char_length(paused_reason) <= 1000),
     total            integer not null default 0 check (total >= 0),
-    processed        integer not null default 0 check (processed >= 0),
     created          integer not null default 0 check (created >= 0),
     updated          integer not null default 0 check (updated >= 0),
     unchanged        integer not null default 0 check (unchanged >= 0),
     failed           integer not null default 0 check (failed >= 0),
+    -- Rows applied or refused so far.
+    processed        integer generated always as (created + updated + unchanged + failed) stored,
     price_up         integer not null default 0 check (price_up >= 0),
     price_down       integer not null default 0 check (price_down >= 0),
     -- The first 1,000 row errors: [{"line", "field", "message"}].
@@ -194,7 +195,6 @@ begin
     set status = case when v_staged then 'queued' else 'completed' end,
         total = p_total,
         failed = p_failed,
-        processed = p_failed,
         errors = coalesce(p_errors, '[]'),
         body_sha256 = p_body_sha256,
         finished_at = case when v_staged then null else now() end,
@@ -478,7 +478,6 @@ begin
         updated = j.updated + v_updated,
         unchanged = j.unchanged + v_unchanged,
         failed = j.failed + v_failed,
-        processed = j.processed + v_created + v_updated + v_unchanged + v_failed,
         price_up = j.price_up + v_price_up,
         price_down = j.price_down + v_price_down,
         errors = case when jsonb_array_length(v_errors) = 0 then j.errors

@@ -255,18 +255,7 @@ impl Upload<'_> {
     /// The database's error (the upload is then dropped).
     pub async fn finish(mut self, body_sha256: &str) -> Result<ImportJob, ImportError> {
         let sealed = match self.flush().await {
-            Ok(()) => {
-                self.service
-                    .supabase
-                    .seal_import(
-                        &self.caller.access_token,
-                        self.job_id,
-                        &self.tally,
-                        body_sha256,
-                        self.deadline,
-                    )
-                    .await
-            }
+            Ok(()) => self.seal(body_sha256).await,
             Err(e) => Err(e),
         };
         match sealed {
@@ -297,6 +286,19 @@ impl Upload<'_> {
         {
             tracing::warn!(import_id = %self.job_id, error = %e, "could not drop an unfinished upload; it is dropped within the hour");
         }
+    }
+
+    async fn seal(&self, body_sha256: &str) -> Result<ImportJob, SupabaseCallError> {
+        self.service
+            .supabase
+            .seal_import(
+                &self.caller.access_token,
+                self.job_id,
+                &self.tally,
+                body_sha256,
+                self.deadline,
+            )
+            .await
     }
 
     fn count_row(&mut self) -> Result<(), ImportError> {
