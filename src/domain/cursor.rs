@@ -176,6 +176,15 @@ fn parse_rfc3339_micros(text: &str) -> Option<i64> {
     seconds.checked_mul(MICROS_PER_SECOND)?.checked_add(micros)
 }
 
+/// Which page of a newest-first list to read: how many rows, after which.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRequest {
+    /// Rows the page holds at most.
+    pub size: usize,
+    /// The previous page's `next_cursor`; the first page when `None`.
+    pub after: Option<PageCursor>,
+}
+
 /// One page of a newest-first list and where the next starts.
 #[derive(Debug)]
 pub struct Page<T> {

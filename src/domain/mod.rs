@@ -21,7 +21,7 @@ mod text;
 mod timestamp;
 mod vocabulary;
 
-pub use cursor::{Page, PageCursor};
+pub use cursor::{Page, PageCursor, PageRequest};
 pub use id::Id;
 pub use import::{ImportJob, ImportOptions, RowError};
 pub use item::{CatalogItem, ItemDraft, Metadata, OptionalProductUrl, ProductUrl, SearchHit};

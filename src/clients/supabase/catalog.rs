@@ -7,8 +7,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::page::OrgRows;
 use super::{SupabaseCallError, SupabaseClient};
-use crate::domain::{CatalogItem, ItemDraft, ItemStatus, Page, PageCursor, SearchHit};
+use crate::domain::{CatalogItem, ItemDraft, ItemStatus, Page, PageRequest, SearchHit};
 use crate::resilience::Deadline;
 
 /// An item's text fields, for embedding.
@@ -49,7 +50,10 @@ pub(super) fn rpc_params(params: Value) -> Value {
 /// 120 kB (a 10,000-character description, a 2,048-character URL, 64 KiB of
 /// metadata; 0020), so a chunk of the largest stays under 32 MiB, half of
 /// [`super::MAX_ANSWER_BYTES`]. A 1,000-item page is four answers.
-const ITEMS_PER_ANSWER: usize = 250;
+impl OrgRows for CatalogItem {
+    const TABLE: &'static str = "catalog_items";
+    const ROWS_PER_ANSWER: usize = 250;
+}
 
 /// pgvector's text form, `[0.1,0.2,...]`, which PostgREST casts to `vector`.
 pub(super) fn vector_literal(values: &[f32]) -> String {
@@ -92,8 +96,7 @@ impl SupabaseClient {
             .await
     }
 
-    /// A page of the org's items, newest first, after `after` when given,
-    /// read [`ITEMS_PER_ANSWER`] at a time.
+    /// A page of the org's items, newest first.
     ///
     /// # Errors
     /// [`SupabaseCallError`] when the call fails after retries.
@@ -102,21 +105,12 @@ impl SupabaseClient {
         token: &str,
         org_id: Uuid,
         status: Option<ItemStatus>,
-        limit: usize,
-        after: Option<&PageCursor>,
+        page: PageRequest,
         deadline: Deadline,
     ) -> Result<Page<CatalogItem>, SupabaseCallError> {
-        self.list_page(limit, after, ITEMS_PER_ANSWER, deadline, || {
-            let request = self
-                .user_request("catalog_items", token)
-                .select("*")
-                .eq("org_id", org_id.to_string());
-            match status {
-                Some(status) => request.eq("status", status.as_str()),
-                None => request,
-            }
-        })
-        .await
+        let filters = [("status", status.map(|s| s.as_str().to_owned()))];
+        self.list_page(token, org_id, &filters, page, deadline)
+            .await
     }
 
     /// The item, if the caller may read it.
@@ -129,7 +123,7 @@ impl SupabaseClient {
         id: Uuid,
         deadline: Deadline,
     ) -> Result<Option<CatalogItem>, SupabaseCallError> {
-        self.row_by_id("catalog_items", token, id, deadline).await
+        self.row_by_id(token, id, deadline).await
     }
 
     /// Whether an item with this id exists in any org. Asked with the

@@ -10,14 +10,18 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::catalog::{rpc_params, vector_literal};
+use super::page::OrgRows;
 use super::{SupabaseCallError, SupabaseClient};
 use crate::domain::{
-    ImportFormat, ImportJob, ImportOptions, ItemDraft, Page, PageCursor, RowError,
+    ImportFormat, ImportJob, ImportOptions, ItemDraft, Page, PageRequest, RowError,
 };
 use crate::resilience::Deadline;
 
 /// Jobs per answer when listing: a job carries at most 1,000 row errors.
-const JOBS_PER_ANSWER: usize = 50;
+impl OrgRows for ImportJob {
+    const TABLE: &'static str = "catalog_imports";
+    const ROWS_PER_ANSWER: usize = 50;
+}
 
 /// The answer to starting an upload.
 #[derive(Debug, Deserialize)]
@@ -226,7 +230,7 @@ impl SupabaseClient {
         id: Uuid,
         deadline: Deadline,
     ) -> Result<Option<ImportJob>, SupabaseCallError> {
-        self.row_by_id("catalog_imports", token, id, deadline).await
+        self.row_by_id(token, id, deadline).await
     }
 
     /// A page of the org's jobs, newest first.
@@ -237,16 +241,10 @@ impl SupabaseClient {
         &self,
         token: &str,
         org_id: Uuid,
-        limit: usize,
-        after: Option<&PageCursor>,
+        page: PageRequest,
         deadline: Deadline,
     ) -> Result<Page<ImportJob>, SupabaseCallError> {
-        self.list_page(limit, after, JOBS_PER_ANSWER, deadline, || {
-            self.user_request("catalog_imports", token)
-                .select("*")
-                .eq("org_id", org_id.to_string())
-        })
-        .await
+        self.list_page(token, org_id, &[], page, deadline).await
     }
 
     /// The next job for `holder` to work on, leased for `lease_seconds`.

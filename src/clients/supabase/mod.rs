@@ -180,28 +180,6 @@ impl SupabaseClient {
         self.user.from(table).auth(token)
     }
 
-    /// The row of `table` with `id`, if the bearer of `token` may read it.
-    async fn row_by_id<T: DeserializeOwned>(
-        &self,
-        table: &str,
-        token: &str,
-        id: Uuid,
-        deadline: Deadline,
-    ) -> Result<Option<T>, SupabaseCallError> {
-        let rows: Vec<T> = self
-            .policy
-            .call(deadline, || {
-                self.execute(
-                    self.user_request(table, token)
-                        .select("*")
-                        .eq("id", id.to_string())
-                        .limit(1),
-                )
-            })
-            .await?;
-        Ok(rows.into_iter().next())
-    }
-
     /// SQL function `function` as the bearer of `token`, retried as a read:
     /// only for functions that change nothing.
     async fn user_read<T: DeserializeOwned>(

@@ -1,12 +1,14 @@
 //! Lists, newest first, a page at a time: keyset paging on `(created_at,
 //! id)`, one more row asked than the page holds (so the page knows whether
 //! another follows), and rows read in answers small enough for any row
-//! size. Every list (items, requests, proposals, audit events) pages here.
+//! size. Every list (items, requests, proposals, audit events, imports)
+//! pages here, and reads one row by id here.
 
 use serde::de::DeserializeOwned;
+use uuid::Uuid;
 
 use super::{SupabaseCallError, SupabaseClient, SupabaseError};
-use crate::domain::{Listed, Page, PageCursor};
+use crate::domain::{Listed, Page, PageCursor, PageRequest};
 use crate::resilience::{CallError, Deadline};
 
 /// Most rows Supabase's PostgREST returns in one answer (`max_rows`, 1,000
@@ -25,28 +27,74 @@ fn rows_to_ask(limit: usize) -> usize {
     (limit + 1).min(MAX_ROWS_PER_ANSWER)
 }
 
+/// An org's table that lists read: its name, and how many of its largest
+/// rows fit in one answer well under [`super::MAX_ANSWER_BYTES`].
+pub(crate) trait OrgRows: DeserializeOwned + Listed {
+    /// The table.
+    const TABLE: &'static str;
+    /// Rows per PostgREST answer when listing.
+    const ROWS_PER_ANSWER: usize;
+}
+
+/// `column = value` for each filter that has a value.
+pub(crate) type Filters<'a> = &'a [(&'a str, Option<String>)];
+
 impl SupabaseClient {
-    /// A page of `limit` rows of a newest-first list after `after`, read in
-    /// answers of at most `chunk` rows, so no answer outgrows
-    /// [`super::MAX_ANSWER_BYTES`] whatever the rows hold. `query` makes the
-    /// list's filtered request; the order, the count and the keyset filter
-    /// are added here. The page stops early, with a cursor, once what it
-    /// read weighs [`PAGE_BYTES`].
-    pub(crate) async fn list_page<T: DeserializeOwned + Listed>(
+    /// The row of `T`'s table with `id`, if the bearer of `token` may read it.
+    pub(crate) async fn row_by_id<T: OrgRows>(
         &self,
-        limit: usize,
-        after: Option<&PageCursor>,
-        chunk: usize,
+        token: &str,
+        id: Uuid,
         deadline: Deadline,
-        query: impl Fn() -> postgrest::Builder,
+    ) -> Result<Option<T>, SupabaseCallError> {
+        let rows: Vec<T> = self
+            .policy
+            .call(deadline, || {
+                self.execute(
+                    self.user_request(T::TABLE, token)
+                        .select("*")
+                        .eq("id", id.to_string())
+                        .limit(1),
+                )
+            })
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// A page of org `org_id`'s rows of `T`'s table matching `filters`, read
+    /// as the bearer of `token` (row-level security has the last word), in
+    /// answers of at most [`OrgRows::ROWS_PER_ANSWER`] rows, so no answer
+    /// outgrows [`super::MAX_ANSWER_BYTES`] whatever the rows hold. The
+    /// page stops early, with a cursor, once what it read weighs
+    /// [`PAGE_BYTES`].
+    pub(crate) async fn list_page<T: OrgRows>(
+        &self,
+        token: &str,
+        org_id: Uuid,
+        filters: Filters<'_>,
+        page: PageRequest,
+        deadline: Deadline,
     ) -> Result<Page<T>, SupabaseCallError> {
+        let query = || {
+            let all = self
+                .user_request(T::TABLE, token)
+                .select("*")
+                .eq("org_id", org_id.to_string());
+            filters
+                .iter()
+                .fold(all, |request, (column, value)| match value {
+                    Some(value) => request.eq(*column, value),
+                    None => request,
+                })
+        };
+        let limit = page.size;
         let ask = rows_to_ask(limit);
         let mut rows = Vec::new();
         let mut bytes = 0;
-        let mut cursor = after.copied();
+        let mut cursor = page.after;
         let mut cut_short = false;
         while rows.len() < ask {
-            let want = chunk.min(ask - rows.len());
+            let want = T::ROWS_PER_ANSWER.min(ask - rows.len());
             let (mut answer, size): (Vec<T>, usize) = self
                 .policy
                 .call(deadline, || {

@@ -11,9 +11,10 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::catalog::{rpc_params, vector_literal};
+use super::page::OrgRows;
 use super::{ItemEmbedding, SupabaseCallError, SupabaseClient};
 use crate::domain::{
-    AuditEvent, AuditFilter, Metadata, Page, PageCursor, Price, PricingType, ProductUrl, Proposal,
+    AuditEvent, AuditFilter, Metadata, Page, PageRequest, Price, PricingType, ProductUrl, Proposal,
     ProposalDraft, ProposalStatus, ProposalType, Record, Request, RequestFilter, ReviewDecision,
     SearchResults,
 };
@@ -92,15 +93,26 @@ fn merge_function(kind: ProposalType) -> &'static str {
     }
 }
 
-/// Rows per PostgREST answer when listing, from the largest row the
-/// database allows (0020): a request carries up to 512 KiB of search
-/// results and 5,000-character notes (about 560 kB), a proposal an item's
-/// fields, 64 KiB of metadata and notes (about 160 kB), an audit event up
-/// to 64 KiB of metadata. A chunk of the largest rows stays under 32 MiB,
-/// half of [`super::MAX_ANSWER_BYTES`].
-const REQUESTS_PER_ANSWER: usize = 50;
-const PROPOSALS_PER_ANSWER: usize = 200;
-const AUDIT_EVENTS_PER_ANSWER: usize = 400;
+// Rows per PostgREST answer when listing, from the largest row the
+// database allows (0020): a request carries up to 512 KiB of search
+// results and 5,000-character notes (about 560 kB), a proposal an item's
+// fields, 64 KiB of metadata and notes (about 160 kB), an audit event up
+// to 64 KiB of metadata. A chunk of the largest rows stays under 32 MiB,
+// half of `MAX_ANSWER_BYTES`.
+impl OrgRows for Request {
+    const TABLE: &'static str = "requests";
+    const ROWS_PER_ANSWER: usize = 50;
+}
+
+impl OrgRows for Proposal {
+    const TABLE: &'static str = "proposals";
+    const ROWS_PER_ANSWER: usize = 200;
+}
+
+impl OrgRows for AuditEvent {
+    const TABLE: &'static str = "audit_events";
+    const ROWS_PER_ANSWER: usize = 400;
+}
 
 impl SupabaseClient {
     /// Files a request as the caller, with its audit event.
@@ -128,24 +140,15 @@ impl SupabaseClient {
         token: &str,
         org_id: Uuid,
         filter: &RequestFilter,
-        limit: usize,
-        after: Option<&PageCursor>,
+        page: PageRequest,
         deadline: Deadline,
     ) -> Result<Page<Request>, SupabaseCallError> {
-        self.list_page(limit, after, REQUESTS_PER_ANSWER, deadline, || {
-            let mut request = self
-                .user_request("requests", token)
-                .select("*")
-                .eq("org_id", org_id.to_string());
-            if let Some(status) = filter.status {
-                request = request.eq("status", status.as_str());
-            }
-            if let Some(user) = filter.created_by {
-                request = request.eq("created_by", user.to_string());
-            }
-            request
-        })
-        .await
+        let filters = [
+            ("status", filter.status.map(|s| s.as_str().to_owned())),
+            ("created_by", filter.created_by.map(|u| u.to_string())),
+        ];
+        self.list_page(token, org_id, &filters, page, deadline)
+            .await
     }
 
     /// The request, if the caller may read it.
@@ -155,7 +158,7 @@ impl SupabaseClient {
         id: Uuid,
         deadline: Deadline,
     ) -> Result<Option<Request>, SupabaseCallError> {
-        self.row_by_id("requests", token, id, deadline).await
+        self.row_by_id(token, id, deadline).await
     }
 
     /// Reviews a request and, with `proposal`, creates its proposal: one
@@ -219,21 +222,12 @@ impl SupabaseClient {
         token: &str,
         org_id: Uuid,
         status: Option<ProposalStatus>,
-        limit: usize,
-        after: Option<&PageCursor>,
+        page: PageRequest,
         deadline: Deadline,
     ) -> Result<Page<Proposal>, SupabaseCallError> {
-        self.list_page(limit, after, PROPOSALS_PER_ANSWER, deadline, || {
-            let mut request = self
-                .user_request("proposals", token)
-                .select("*")
-                .eq("org_id", org_id.to_string());
-            if let Some(status) = status {
-                request = request.eq("status", status.as_str());
-            }
-            request
-        })
-        .await
+        let filters = [("status", status.map(|s| s.as_str().to_owned()))];
+        self.list_page(token, org_id, &filters, page, deadline)
+            .await
     }
 
     /// The proposal, if the caller may read it.
@@ -243,7 +237,7 @@ impl SupabaseClient {
         id: Uuid,
         deadline: Deadline,
     ) -> Result<Option<Proposal>, SupabaseCallError> {
-        self.row_by_id("proposals", token, id, deadline).await
+        self.row_by_id(token, id, deadline).await
     }
 
     /// Approves a proposal of type `kind` in one transaction: the item and
@@ -314,26 +308,15 @@ impl SupabaseClient {
         token: &str,
         org_id: Uuid,
         filter: &AuditFilter<'_>,
-        limit: usize,
-        after: Option<&PageCursor>,
+        page: PageRequest,
         deadline: Deadline,
     ) -> Result<Page<AuditEvent>, SupabaseCallError> {
-        self.list_page(limit, after, AUDIT_EVENTS_PER_ANSWER, deadline, || {
-            let mut request = self
-                .user_request("audit_events", token)
-                .select("*")
-                .eq("org_id", org_id.to_string());
-            if let Some(event_type) = filter.event_type {
-                request = request.eq("event_type", event_type);
-            }
-            if let Some(resource_type) = filter.resource_type {
-                request = request.eq("resource_type", resource_type);
-            }
-            if let Some(resource_id) = filter.resource_id {
-                request = request.eq("resource_id", resource_id.to_string());
-            }
-            request
-        })
-        .await
+        let filters = [
+            ("event_type", filter.event_type.map(str::to_owned)),
+            ("resource_type", filter.resource_type.map(str::to_owned)),
+            ("resource_id", filter.resource_id.map(|id| id.to_string())),
+        ];
+        self.list_page(token, org_id, &filters, page, deadline)
+            .await
     }
 }

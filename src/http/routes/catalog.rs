@@ -13,12 +13,12 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::domain::{
-    CatalogItem, Count, ItemDraft, ItemStatus, Metadata, OptionalProductUrl, OptionalText,
-    PageCursor, Price, PricingType, SearchHit, Text, Threshold,
+    CatalogItem, Count, ItemDraft, ItemStatus, Metadata, OptionalProductUrl, OptionalText, Price,
+    PricingType, SearchHit, Text, Threshold,
 };
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::http::extract::{JsonBody, Params, from_query, from_query_or_empty};
-use crate::http::routes::common::{MAX_QUERY_CHARS, cursor_param_schema, page_size, path_uuid};
+use crate::http::extract::{JsonBody, Params, from_query_or_empty};
+use crate::http::routes::common::{MAX_QUERY_CHARS, PageQuery, page_body, path_uuid};
 use crate::resilience::Deadline;
 use crate::services::catalog::RepairReport;
 use crate::state::AppState;
@@ -55,14 +55,10 @@ pub struct SearchResponse {
     results: Vec<SearchHit>,
 }
 
-/// Body of `GET /api/catalog/items`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ItemList {
-    /// Newest first.
-    items: Vec<CatalogItem>,
-    /// Pass as `cursor` for the next page; null on the last page.
-    next_cursor: Option<PageCursor>,
-}
+page_body!(
+    /// Body of `GET /api/catalog/items`.
+    pub ItemList { items: CatalogItem }
+);
 
 /// Items of the caller's organisation closest in meaning to a query.
 #[utoipa::path(post, path = "/api/catalog/search", tag = "catalog",
@@ -100,14 +96,6 @@ pub struct ListQuery {
     #[serde(default, deserialize_with = "from_query_or_empty")]
     #[param(schema_with = status_filter_schema)]
     status: Option<ItemStatus>,
-    /// Items per page, 1 to 1,000; 100 when absent.
-    #[serde(default, deserialize_with = "from_query")]
-    #[param(inline)]
-    limit: Option<Count<1, 1000>>,
-    /// `next_cursor` of the previous page; the first page when absent or empty.
-    #[serde(default, deserialize_with = "from_query_or_empty")]
-    #[param(schema_with = cursor_param_schema)]
-    cursor: Option<PageCursor>,
 }
 
 fn status_filter_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
@@ -122,28 +110,20 @@ fn status_filter_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Sch
 /// The caller's organisation's items, newest first, a page at a time.
 #[utoipa::path(get, path = "/api/catalog/items", tag = "catalog",
     security(("bearer" = [])),
-    params(ListQuery),
+    params(ListQuery, PageQuery),
     responses((status = 200, description = "One page of items", body = ItemList)))]
 async fn list_items(
     State(state): State<AppState>,
     caller: Caller,
     deadline: Deadline,
     Params(query): Params<ListQuery>,
+    Params(page): Params<PageQuery>,
 ) -> Result<Json<ItemList>, ApiError> {
     let page = state
         .catalog
-        .list(
-            &caller,
-            query.status,
-            page_size(query.limit),
-            query.cursor,
-            deadline,
-        )
+        .list(&caller, query.status, page.into(), deadline)
         .await?;
-    Ok(Json(ItemList {
-        items: page.rows,
-        next_cursor: page.next_cursor,
-    }))
+    Ok(Json(page.into()))
 }
 
 /// One item of the caller's organisation.

@@ -17,7 +17,7 @@ use crate::auth::{Caller, NotAllowed};
 use crate::clients::gemini::GeminiCallError;
 use crate::clients::supabase::{ItemEmbedding, SupabaseCallError, SupabaseClient};
 use crate::domain::{
-    CatalogItem, ItemDraft, ItemStatus, Page, PageCursor, Role, SearchHit, TaskType,
+    CatalogItem, ItemDraft, ItemStatus, Page, PageRequest, Role, SearchHit, TaskType,
 };
 use crate::resilience::Deadline;
 use crate::services::embeddings::{EmbeddingError, EmbeddingService, catalog_item_text};
@@ -138,7 +138,7 @@ impl CatalogService {
         Ok(hits)
     }
 
-    /// A page of the caller's org's items, newest first, after `cursor`.
+    /// A page of the caller's org's items, newest first.
     ///
     /// # Errors
     /// The database's error.
@@ -146,20 +146,12 @@ impl CatalogService {
         &self,
         caller: &Caller,
         status: Option<ItemStatus>,
-        limit: usize,
-        cursor: Option<PageCursor>,
+        page: PageRequest,
         deadline: Deadline,
     ) -> Result<Page<CatalogItem>, CatalogError> {
         Ok(self
             .supabase
-            .list_items(
-                &caller.access_token,
-                caller.org_id,
-                status,
-                limit,
-                cursor.as_ref(),
-                deadline,
-            )
+            .list_items(&caller.access_token, caller.org_id, status, page, deadline)
             .await?)
     }
 

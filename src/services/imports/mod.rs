@@ -23,7 +23,7 @@ use crate::clients::supabase::{
     BegunImport, StagedRow, SupabaseCallError, SupabaseClient, UploadTally,
 };
 use crate::domain::{
-    ImportFormat, ImportJob, ImportOptions, ItemDraft, Page, PageCursor, Role, RowError,
+    ImportFormat, ImportJob, ImportOptions, ItemDraft, Page, PageRequest, Role, RowError,
 };
 use crate::resilience::Deadline;
 use crate::services::membership::MembershipDirectory;
@@ -192,20 +192,13 @@ impl ImportService {
     pub async fn list(
         &self,
         caller: &Caller,
-        limit: usize,
-        cursor: Option<PageCursor>,
+        page: PageRequest,
         deadline: Deadline,
     ) -> Result<Page<ImportJob>, ImportError> {
         caller.require(Role::Admin)?;
         Ok(self
             .supabase
-            .list_imports(
-                &caller.access_token,
-                caller.org_id,
-                limit,
-                cursor.as_ref(),
-                deadline,
-            )
+            .list_imports(&caller.access_token, caller.org_id, page, deadline)
             .await?)
     }
 }

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::auth::{Caller, NotAllowed};
 use crate::clients::gemini::GeminiCallError;
 use crate::clients::supabase::{Breach, Refusal, SupabaseCallError, SupabaseClient, SupabaseError};
-use crate::domain::{AuditEvent, AuditFilter, Page, PageCursor, ProposalDraft, Record, Role};
+use crate::domain::{AuditEvent, AuditFilter, Page, PageRequest, ProposalDraft, Record, Role};
 use crate::resilience::{CallError, Deadline};
 use crate::services::embeddings::{EmbeddingError, EmbeddingService};
 use crate::services::enrichment::{EnrichmentError, EnrichmentService};
@@ -125,21 +125,13 @@ impl ProcurementService {
         &self,
         caller: &Caller,
         filter: &AuditFilter<'_>,
-        limit: usize,
-        cursor: Option<PageCursor>,
+        page: PageRequest,
         deadline: Deadline,
     ) -> Result<Page<AuditEvent>, ProcurementError> {
         caller.require(Role::Admin)?;
         Ok(self
             .supabase
-            .list_audit_events(
-                &caller.access_token,
-                caller.org_id,
-                filter,
-                limit,
-                cursor.as_ref(),
-                deadline,
-            )
+            .list_audit_events(&caller.access_token, caller.org_id, filter, page, deadline)
             .await?)
     }
 

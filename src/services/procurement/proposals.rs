@@ -9,7 +9,7 @@ use super::{NewItemRequest, ProcurementError, ProcurementService, REVIEWERS};
 use crate::auth::Caller;
 use crate::clients::supabase::ItemEmbedding;
 use crate::domain::{
-    Metadata, Page, PageCursor, Price, ProductUrl, Proposal, ProposalDraft, ProposalStatus,
+    Metadata, Page, PageRequest, Price, ProductUrl, Proposal, ProposalDraft, ProposalStatus,
     ProposalType, Record, TaskType,
 };
 use crate::resilience::Deadline;
@@ -52,20 +52,12 @@ impl ProcurementService {
         &self,
         caller: &Caller,
         status: Option<ProposalStatus>,
-        limit: usize,
-        cursor: Option<PageCursor>,
+        page: PageRequest,
         deadline: Deadline,
     ) -> Result<Page<Proposal>, ProcurementError> {
         Ok(self
             .supabase
-            .list_proposals(
-                &caller.access_token,
-                caller.org_id,
-                status,
-                limit,
-                cursor.as_ref(),
-                deadline,
-            )
+            .list_proposals(&caller.access_token, caller.org_id, status, page, deadline)
             .await?)
     }
 

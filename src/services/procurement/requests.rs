@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{ProcurementError, ProcurementService, REVIEWERS};
 use crate::auth::Caller;
 use crate::domain::{
-    Page, PageCursor, Proposal, ProposalDraft, ProposalType, Record, Request, RequestFilter,
+    Page, PageRequest, Proposal, ProposalDraft, ProposalType, Record, Request, RequestFilter,
     ReviewDecision, SearchResults,
 };
 use crate::resilience::Deadline;
@@ -47,20 +47,12 @@ impl ProcurementService {
         &self,
         caller: &Caller,
         filter: RequestFilter,
-        limit: usize,
-        cursor: Option<PageCursor>,
+        page: PageRequest,
         deadline: Deadline,
     ) -> Result<Page<Request>, ProcurementError> {
         Ok(self
             .supabase
-            .list_requests(
-                &caller.access_token,
-                caller.org_id,
-                &filter,
-                limit,
-                cursor.as_ref(),
-                deadline,
-            )
+            .list_requests(&caller.access_token, caller.org_id, &filter, page, deadline)
             .await?)
     }
 

@@ -16,16 +16,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use futures_util::stream;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use serde::Deserialize;
+use utoipa::{IntoParams, OpenApi};
 
 use crate::auth::Caller;
-use crate::domain::{
-    Count, ImportEnrichment, ImportFormat, ImportJob, ImportMode, ImportOptions, PageCursor,
-};
+use crate::domain::{ImportEnrichment, ImportFormat, ImportJob, ImportMode, ImportOptions};
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::http::extract::{Params, from_query, from_query_or_empty};
-use crate::http::routes::common::{cursor_param_schema, page_size, path_uuid};
+use crate::http::extract::{Params, from_query};
+use crate::http::routes::common::{PageQuery, page_body, path_uuid};
 use crate::resilience::Deadline;
 use crate::services::imports::Begun;
 use crate::state::AppState;
@@ -134,33 +132,15 @@ pub struct ImportQuery {
     enrich: Option<ImportEnrichment>,
 }
 
-/// Query of `GET /api/catalog/imports`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ImportListQuery {
-    /// Jobs per page, 1 to 1,000; 100 when absent.
-    #[serde(default, deserialize_with = "from_query")]
-    #[param(inline)]
-    limit: Option<Count<1, 1000>>,
-    /// `next_cursor` of the previous page; the first page when absent or empty.
-    #[serde(default, deserialize_with = "from_query_or_empty")]
-    #[param(schema_with = cursor_param_schema)]
-    cursor: Option<PageCursor>,
-}
-
-/// Body of `GET /api/catalog/imports`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ImportList {
-    /// Newest first.
-    imports: Vec<ImportJob>,
-    /// Pass as `cursor` for the next page; null on the last page.
-    next_cursor: Option<PageCursor>,
-}
+page_body!(
+    /// Body of `GET /api/catalog/imports`.
+    pub ImportList { imports: ImportJob }
+);
 
 /// The caller's organisation's imports, newest first (admins).
 #[utoipa::path(get, path = "/api/catalog/imports", tag = "catalog",
     security(("bearer" = [])),
-    params(ImportListQuery),
+    params(PageQuery),
     responses(
         (status = 200, description = "One page of imports", body = ImportList),
         (status = 403, description = "The caller is not an admin", body = ErrorEnvelope),
@@ -169,16 +149,10 @@ async fn list_imports(
     State(state): State<AppState>,
     caller: Caller,
     deadline: Deadline,
-    Params(query): Params<ImportListQuery>,
+    Params(page): Params<PageQuery>,
 ) -> Result<Json<ImportList>, ApiError> {
-    let page = state
-        .imports
-        .list(&caller, page_size(query.limit), query.cursor, deadline)
-        .await?;
-    Ok(Json(ImportList {
-        imports: page.rows,
-        next_cursor: page.next_cursor,
-    }))
+    let page = state.imports.list(&caller, page.into(), deadline).await?;
+    Ok(Json(page.into()))
 }
 
 /// One import of the caller's organisation (admins). With `Accept:

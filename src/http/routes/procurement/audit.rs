@@ -3,18 +3,16 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::{IntoParams, OpenApi};
 
 use crate::auth::Caller;
-use crate::domain::{
-    AuditEvent, AuditFilter, Count, Id, Page, PageCursor, free_text, printable_pattern,
-};
+use crate::domain::{AuditEvent, AuditFilter, Id, free_text, printable_pattern};
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::http::extract::{Params, from_query, from_query_or_empty};
-use crate::http::routes::common::{cursor_param_schema, page_size};
+use crate::http::extract::{Params, from_query};
+use crate::http::routes::common::{PageQuery, page_body};
 use crate::resilience::Deadline;
 use crate::state::AppState;
 
@@ -43,14 +41,6 @@ pub(super) struct AuditQuery {
     /// Only events about this resource.
     #[serde(default, deserialize_with = "from_query")]
     resource_id: Option<Id>,
-    /// Rows per page, 1 to 1,000; 100 when absent.
-    #[serde(default, deserialize_with = "from_query")]
-    #[param(inline)]
-    limit: Option<Count<1, 1000>>,
-    /// `next_cursor` of the previous page; the first page when absent or empty.
-    #[serde(default, deserialize_with = "from_query_or_empty")]
-    #[param(schema_with = cursor_param_schema)]
-    cursor: Option<PageCursor>,
 }
 
 /// Longest audit-log filter value.
@@ -79,19 +69,15 @@ fn query_text_schema() -> RefOr<Schema> {
         .into()
 }
 
-/// Body of `GET /api/admin/audit-log`.
-#[derive(Debug, Serialize, ToSchema)]
-pub(super) struct AuditLog {
-    /// Newest first.
-    events: Vec<AuditEvent>,
-    /// Pass as `cursor` for the next page; null on the last page.
-    next_cursor: Option<PageCursor>,
-}
+page_body!(
+    /// Body of `GET /api/admin/audit-log`.
+    pub(super) AuditLog { events: AuditEvent }
+);
 
 /// The caller's organisation's audit log, newest first (admins only).
 #[utoipa::path(get, path = "/api/admin/audit-log", tag = "procurement",
     security(("bearer" = [])),
-    params(AuditQuery),
+    params(AuditQuery, PageQuery),
     responses(
         (status = 200, description = "One page of events", body = AuditLog),
         (status = 403, description = "Not an admin", body = ErrorEnvelope),
@@ -101,24 +87,16 @@ async fn audit_log(
     caller: Caller,
     deadline: Deadline,
     Params(query): Params<AuditQuery>,
+    Params(page): Params<PageQuery>,
 ) -> Result<Json<AuditLog>, ApiError> {
     let filter = AuditFilter {
         event_type: query.event_type.as_ref().map(|t| t.0.as_str()),
         resource_type: query.resource_type.as_ref().map(|t| t.0.as_str()),
         resource_id: query.resource_id.map(|id| id.0),
     };
-    let Page { rows, next_cursor } = state
+    let page = state
         .procurement
-        .audit_log(
-            &caller,
-            &filter,
-            page_size(query.limit),
-            query.cursor,
-            deadline,
-        )
+        .audit_log(&caller, &filter, page.into(), deadline)
         .await?;
-    Ok(Json(AuditLog {
-        events: rows,
-        next_cursor,
-    }))
+    Ok(Json(page.into()))
 }

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::Schema;
 use utoipa::{IntoParams, OpenApi, ToSchema};
@@ -15,12 +15,12 @@ use uuid::Uuid;
 use super::{MAX_NOTE_CHARS, worded_enum};
 use crate::auth::Caller;
 use crate::domain::{
-    Count, Id, Metadata, OptionalProductUrl, OptionalText, Page, PageCursor, Price, PricingType,
-    Proposal, ProposalDraft, ProposalStatus, ProposalType, Record,
+    Id, Metadata, OptionalProductUrl, OptionalText, Price, PricingType, Proposal, ProposalDraft,
+    ProposalStatus, ProposalType, Record,
 };
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::http::extract::{JsonBody, JsonBodyOrNone, Params, from_query, from_query_or_empty};
-use crate::http::routes::common::{cursor_param_schema, page_size, path_id};
+use crate::http::extract::{JsonBody, JsonBodyOrNone, Params, from_query_or_empty};
+use crate::http::routes::common::{PageQuery, page_body, path_id};
 use crate::resilience::Deadline;
 use crate::state::AppState;
 
@@ -121,14 +121,10 @@ impl NewProposalBody {
     }
 }
 
-/// Body of `GET /api/proposals`.
-#[derive(Debug, Serialize, ToSchema)]
-pub(super) struct ProposalList {
-    /// Newest first.
-    proposals: Vec<Proposal>,
-    /// Pass as `cursor` for the next page; null on the last page.
-    next_cursor: Option<PageCursor>,
-}
+page_body!(
+    /// Body of `GET /api/proposals`.
+    pub(super) ProposalList { proposals: Proposal }
+);
 
 /// Proposes a change to the catalog (reviewers and admins).
 #[utoipa::path(post, path = "/api/proposals", tag = "procurement",
@@ -160,41 +156,25 @@ pub(super) struct ProposalListQuery {
     #[serde(default, deserialize_with = "from_query_or_empty")]
     #[param(schema_with = proposal_status_filter)]
     status: Option<ProposalStatus>,
-    /// Rows per page, 1 to 1,000; 100 when absent.
-    #[serde(default, deserialize_with = "from_query")]
-    #[param(inline)]
-    limit: Option<Count<1, 1000>>,
-    /// `next_cursor` of the previous page; the first page when absent or empty.
-    #[serde(default, deserialize_with = "from_query_or_empty")]
-    #[param(schema_with = cursor_param_schema)]
-    cursor: Option<PageCursor>,
 }
 
 /// The caller's organisation's proposals, newest first, a page at a time.
 #[utoipa::path(get, path = "/api/proposals", tag = "procurement",
     security(("bearer" = [])),
-    params(ProposalListQuery),
+    params(ProposalListQuery, PageQuery),
     responses((status = 200, description = "One page of proposals", body = ProposalList)))]
 async fn list_proposals(
     State(state): State<AppState>,
     caller: Caller,
     deadline: Deadline,
     Params(query): Params<ProposalListQuery>,
+    Params(page): Params<PageQuery>,
 ) -> Result<Json<ProposalList>, ApiError> {
-    let Page { rows, next_cursor } = state
+    let page = state
         .procurement
-        .list_proposals(
-            &caller,
-            query.status,
-            page_size(query.limit),
-            query.cursor,
-            deadline,
-        )
+        .list_proposals(&caller, query.status, page.into(), deadline)
         .await?;
-    Ok(Json(ProposalList {
-        proposals: rows,
-        next_cursor,
-    }))
+    Ok(Json(page.into()))
 }
 
 /// One proposal of the caller's organisation.

@@ -14,12 +14,12 @@ use super::proposals::NewProposalBody;
 use super::{MAX_NOTE_CHARS, worded_enum};
 use crate::auth::Caller;
 use crate::domain::{
-    Count, Id, OptionalText, Page, PageCursor, Proposal, Record, Request, RequestFilter,
-    RequestStatus, ReviewDecision, SearchResults, Text,
+    Id, OptionalText, Proposal, Record, Request, RequestFilter, RequestStatus, ReviewDecision,
+    SearchResults, Text,
 };
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::{JsonBody, Params, from_query, from_query_or_empty};
-use crate::http::routes::common::{MAX_QUERY_CHARS, cursor_param_schema, page_size, path_id};
+use crate::http::routes::common::{MAX_QUERY_CHARS, PageQuery, page_body, path_id};
 use crate::resilience::Deadline;
 use crate::state::AppState;
 
@@ -59,14 +59,10 @@ pub(super) struct NewRequestBody {
     justification: OptionalText<{ MAX_NOTE_CHARS }>,
 }
 
-/// Body of `GET /api/requests`.
-#[derive(Debug, Serialize, ToSchema)]
-pub(super) struct RequestList {
-    /// Newest first.
-    requests: Vec<Request>,
-    /// Pass as `cursor` for the next page; null on the last page.
-    next_cursor: Option<PageCursor>,
-}
+page_body!(
+    /// Body of `GET /api/requests`.
+    pub(super) RequestList { requests: Request }
+);
 
 /// Files a request for something the catalog lacks (any member).
 #[utoipa::path(post, path = "/api/requests", tag = "procurement",
@@ -104,44 +100,29 @@ pub(super) struct RequestListQuery {
     /// Only requests by this user.
     #[serde(default, deserialize_with = "from_query")]
     created_by: Option<Id>,
-    /// Rows per page, 1 to 1,000; 100 when absent.
-    #[serde(default, deserialize_with = "from_query")]
-    #[param(inline)]
-    limit: Option<Count<1, 1000>>,
-    /// `next_cursor` of the previous page; the first page when absent or empty.
-    #[serde(default, deserialize_with = "from_query_or_empty")]
-    #[param(schema_with = cursor_param_schema)]
-    cursor: Option<PageCursor>,
 }
 
 /// The caller's organisation's requests, newest first, a page at a time.
 #[utoipa::path(get, path = "/api/requests", tag = "procurement",
     security(("bearer" = [])),
-    params(RequestListQuery),
+    params(RequestListQuery, PageQuery),
     responses((status = 200, description = "One page of requests", body = RequestList)))]
 async fn list_requests(
     State(state): State<AppState>,
     caller: Caller,
     deadline: Deadline,
     Params(query): Params<RequestListQuery>,
+    Params(page): Params<PageQuery>,
 ) -> Result<Json<RequestList>, ApiError> {
-    let Page { rows, next_cursor } = state
+    let filter = RequestFilter {
+        status: query.status,
+        created_by: query.created_by.map(|id| id.0),
+    };
+    let page = state
         .procurement
-        .list_requests(
-            &caller,
-            RequestFilter {
-                status: query.status,
-                created_by: query.created_by.map(|id| id.0),
-            },
-            page_size(query.limit),
-            query.cursor,
-            deadline,
-        )
+        .list_requests(&caller, filter, page.into(), deadline)
         .await?;
-    Ok(Json(RequestList {
-        requests: rows,
-        next_cursor,
-    }))
+    Ok(Json(page.into()))
 }
 
 /// One request of the caller's organisation.
