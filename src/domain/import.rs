@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{ImportEnrichment, ImportFormat, ImportMode, ImportStatus, timestamp};
+use super::{ImportEnrichment, ImportFormat, ImportMode, ImportStatus, Timestamp};
 
 /// Why one row of an import file was not applied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -54,15 +54,10 @@ pub struct ImportJob {
     pub price_down: u64,
     /// The first 1,000 refused rows, by line.
     pub errors: Vec<RowError>,
-    #[serde(deserialize_with = "timestamp::six_digits")]
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    #[serde(deserialize_with = "timestamp::six_digits")]
-    #[schema(format = DateTime)]
-    pub updated_at: String,
-    #[serde(default, deserialize_with = "timestamp::six_digits_or_null")]
-    #[schema(format = DateTime)]
-    pub finished_at: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    #[serde(default)]
+    pub finished_at: Option<Timestamp>,
 }
 
 impl ImportJob {

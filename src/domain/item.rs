@@ -15,7 +15,7 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 use uuid::Uuid;
 
-use super::{ItemStatus, Price, PricingType, Text, timestamp};
+use super::{ItemStatus, Price, PricingType, Text, Timestamp};
 
 /// An `http://` or `https://` URL of at most 2,048 characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,13 +250,8 @@ pub struct CatalogItem {
     #[serde(default)]
     pub replacement_item_id: Option<Uuid>,
     pub created_by: Uuid,
-    /// ISO 8601 with exactly six fractional digits.
-    #[serde(deserialize_with = "timestamp::six_digits")]
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    #[serde(deserialize_with = "timestamp::six_digits")]
-    #[schema(format = DateTime)]
-    pub updated_at: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
     pub price: Option<f64>,
     pub pricing_type: Option<PricingType>,
     pub product_url: Option<String>,

@@ -33,6 +33,7 @@ pub use procurement::{
 pub use search_result::SearchResults;
 pub use text::{OptionalText, Text, TextRefusal};
 pub(crate) use text::{free_text, free_text_schema, printable_pattern};
+pub use timestamp::Timestamp;
 pub(crate) use vocabulary::enum_schema;
 /// A row that lists newest first: its place in that order, `(created_at,
 /// id)`, which is what a page's cursor records.
@@ -45,7 +46,7 @@ macro_rules! listed {
     ($($entity:ty),*) => {$(
         impl Listed for $entity {
             fn page_key(&self) -> (&str, uuid::Uuid) {
-                (&self.created_at, self.id)
+                (self.created_at.as_str(), self.id)
             }
         }
     )*};

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::item::StoredJson;
 use super::{
     Metadata, Price, PricingType, ProductUrl, ProposalStatus, ProposalType, RequestStatus,
-    timestamp,
+    Timestamp,
 };
 
 /// A request for something the catalog lacks: a `requests` row, and the
@@ -29,15 +29,10 @@ pub struct Request {
     pub status: RequestStatus,
     pub reviewed_by: Option<Uuid>,
     pub review_notes: Option<String>,
-    #[serde(default, deserialize_with = "timestamp::six_digits_or_null")]
-    #[schema(format = DateTime)]
-    pub reviewed_at: Option<String>,
-    #[serde(deserialize_with = "timestamp::six_digits")]
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    #[serde(deserialize_with = "timestamp::six_digits")]
-    #[schema(format = DateTime)]
-    pub updated_at: String,
+    #[serde(default)]
+    pub reviewed_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 /// A proposed change to the catalog: a `proposals` row, and the answer's
@@ -60,18 +55,12 @@ pub struct Proposal {
     pub status: ProposalStatus,
     pub reviewed_by: Option<Uuid>,
     pub review_notes: Option<String>,
-    #[serde(default, deserialize_with = "timestamp::six_digits_or_null")]
-    #[schema(format = DateTime)]
-    pub reviewed_at: Option<String>,
-    #[serde(default, deserialize_with = "timestamp::six_digits_or_null")]
-    #[schema(format = DateTime)]
-    pub merged_at: Option<String>,
-    #[serde(deserialize_with = "timestamp::six_digits")]
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    #[serde(deserialize_with = "timestamp::six_digits")]
-    #[schema(format = DateTime)]
-    pub updated_at: String,
+    #[serde(default)]
+    pub reviewed_at: Option<Timestamp>,
+    #[serde(default)]
+    pub merged_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
     pub item_price: Option<f64>,
     pub item_pricing_type: Option<PricingType>,
     pub item_product_url: Option<String>,
@@ -155,7 +144,5 @@ pub struct AuditEvent {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<StoredJson>,
-    #[serde(deserialize_with = "timestamp::six_digits")]
-    #[schema(format = DateTime)]
-    pub created_at: String,
+    pub created_at: Timestamp,
 }

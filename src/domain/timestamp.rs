@@ -4,19 +4,47 @@
 //! every stored time through here makes an item read the same whichever
 //! path it came by.
 
-use serde::{Deserialize, Deserializer};
+use std::borrow::Cow;
 
-/// A stored time, normalised (`#[serde(deserialize_with = ...)]`).
-pub(crate) fn six_digits<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let raw = String::deserialize(d)?;
-    Ok(six_digit_fraction(&raw))
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+use utoipa::{PartialSchema, ToSchema};
+
+/// A stored time (`created_at` and the like): ISO 8601 with exactly six
+/// fractional digits, normalised as it is read, and served as read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Timestamp(String);
+
+impl Timestamp {
+    /// The time as served: ISO 8601 with six fractional digits.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
-/// A stored time that may be null, normalised.
-pub(crate) fn six_digits_or_null<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<String>, D::Error> {
-    Ok(Option::<String>::deserialize(d)?.map(|raw| six_digit_fraction(&raw)))
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = Cow::<str>::deserialize(d)?;
+        Ok(Self(six_digit_fraction(&raw)))
+    }
+}
+
+impl PartialSchema for Timestamp {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .description(Some("ISO 8601 with exactly six fractional digits"))
+            .into()
+    }
+}
+
+impl ToSchema for Timestamp {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Timestamp")
+    }
 }
 
 fn six_digit_fraction(raw: &str) -> String {
