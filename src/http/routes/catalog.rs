@@ -3,7 +3,7 @@
 //! `POST /api/admin/embeddings/check` (admins). Requests deserialize into
 //! the types below; the work is in `services::catalog`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -18,7 +18,7 @@ use crate::domain::{
 };
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::{JsonBody, Params, from_query_or_empty};
-use crate::http::routes::common::{MAX_QUERY_CHARS, PageQuery, page_body, path_uuid};
+use crate::http::routes::common::{MAX_QUERY_CHARS, PageQuery, PathId, page_body};
 use crate::resilience::Deadline;
 use crate::services::catalog::RepairReport;
 use crate::state::AppState;
@@ -62,7 +62,6 @@ page_body!(
 
 /// Items of the caller's organisation closest in meaning to a query.
 #[utoipa::path(post, path = "/api/catalog/search", tag = "catalog",
-    security(("bearer" = [])),
     request_body = SearchRequest,
     responses(
         (status = 200, description = "Matching items, most similar first", body = SearchResponse),
@@ -109,7 +108,6 @@ fn status_filter_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Sch
 
 /// The caller's organisation's items, newest first, a page at a time.
 #[utoipa::path(get, path = "/api/catalog/items", tag = "catalog",
-    security(("bearer" = [])),
     params(ListQuery, PageQuery),
     responses((status = 200, description = "One page of items", body = ItemList)))]
 async fn list_items(
@@ -128,7 +126,6 @@ async fn list_items(
 
 /// One item of the caller's organisation.
 #[utoipa::path(get, path = "/api/catalog/items/{id}", tag = "catalog",
-    security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The item's id")),
     responses(
         (status = 200, description = "The item", body = CatalogItem),
@@ -139,9 +136,8 @@ async fn get_item(
     State(state): State<AppState>,
     caller: Caller,
     deadline: Deadline,
-    Path(id): Path<String>,
+    PathId(id, _): PathId<CatalogItem>,
 ) -> Result<Json<CatalogItem>, ApiError> {
-    let id = path_uuid(&id, "item")?;
     Ok(Json(state.catalog.get(&caller, id, deadline).await?))
 }
 
@@ -188,7 +184,6 @@ impl From<NewItemRequest> for ItemDraft {
 
 /// Adds an item (admins only), embedded and stored in one transaction.
 #[utoipa::path(post, path = "/api/catalog/items", tag = "catalog",
-    security(("bearer" = [])),
     request_body = NewItemRequest,
     responses(
         (status = 201, description = "The item as stored", body = CatalogItem),
@@ -211,7 +206,6 @@ async fn create_item(
 /// Embeds every active item of the caller's organisation that has no
 /// embedding by the current model (admins only).
 #[utoipa::path(post, path = "/api/admin/embeddings/check", tag = "catalog",
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "What was found and repaired (`complete` false when the deadline stopped it early)", body = RepairBody),
         (status = 409, description = "A repair of this organisation is already running; its progress is in `details.repair`", body = ErrorEnvelope),

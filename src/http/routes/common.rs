@@ -1,32 +1,85 @@
-//! What several route modules read or write the same way: ids in paths,
+//! What several route modules read or write the same way: the ids in paths,
 //! the page part of a list's query and the page of a list's answer, and
 //! the limits of a search query.
 
+use std::marker::PhantomData;
+
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use uuid::Uuid;
 
-use crate::domain::{Count, Id, PageCursor, PageRequest, Record};
+use crate::domain::{
+    CatalogItem, Count, Id, ImportJob, PageCursor, PageRequest, Proposal, Record, Request,
+};
 use crate::error::ApiError;
 use crate::http::extract::{from_query, from_query_or_empty};
 
 /// Longest search query accepted (a search, or the one a request records).
 pub(super) const MAX_QUERY_CHARS: usize = 1_000;
 
-/// The id of a workflow record in a path, refused in the original's words
-/// (`Invalid request ID format`).
-pub(super) fn path_id(raw: &str, record: Record) -> Result<Uuid, ApiError> {
+/// The `{id}` of a path naming a `T`, read after the caller is known (an
+/// extractor placed after `Caller`), refused as `T` words it.
+#[derive(Debug)]
+pub(super) struct PathId<T>(pub Uuid, pub PhantomData<fn() -> T>);
+
+/// What the `{id}` of a path may name, and how a malformed one is refused.
+pub(super) trait InPath {
+    /// The id, or the refusal.
+    fn id_in_path(raw: &str) -> Result<Uuid, ApiError>;
+}
+
+impl<S: Send + Sync, T: InPath> FromRequestParts<S> for PathId<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let raw = match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(raw)) => raw,
+            // Not UTF-8 once percent-decoded: no id of ours either.
+            Err(_) => String::new(),
+        };
+        T::id_in_path(&raw).map(|id| Self(id, PhantomData))
+    }
+}
+
+/// Requests and proposals: the original's words (`Invalid request ID format`).
+fn workflow_id(raw: &str, record: Record) -> Result<Uuid, ApiError> {
     raw.parse::<Id>()
         .map(|id| id.0)
         .map_err(|_| ApiError::BadRequest(format!("Invalid {} ID format", record.as_str())))
 }
 
-/// A UUID in a path, refused as `<noun> id must be a UUID`.
-pub(super) fn path_uuid(raw: &str, noun: &str) -> Result<Uuid, ApiError> {
+impl InPath for Request {
+    fn id_in_path(raw: &str) -> Result<Uuid, ApiError> {
+        workflow_id(raw, Record::Request)
+    }
+}
+
+impl InPath for Proposal {
+    fn id_in_path(raw: &str) -> Result<Uuid, ApiError> {
+        workflow_id(raw, Record::Proposal)
+    }
+}
+
+/// Items and imports: `<noun> id must be a UUID`.
+fn uuid_of(raw: &str, noun: &str) -> Result<Uuid, ApiError> {
     raw.parse()
         .map_err(|_| ApiError::BadRequest(format!("{noun} id must be a UUID")))
+}
+
+impl InPath for CatalogItem {
+    fn id_in_path(raw: &str) -> Result<Uuid, ApiError> {
+        uuid_of(raw, "item")
+    }
+}
+
+impl InPath for ImportJob {
+    fn id_in_path(raw: &str) -> Result<Uuid, ApiError> {
+        uuid_of(raw, "import")
+    }
 }
 
 /// The page part of a list's query (beside the list's own filters).

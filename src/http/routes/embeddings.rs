@@ -82,7 +82,6 @@ pub struct EmbeddingsResponse {
 /// Embedding vectors for texts, in request order, sent to Gemini in
 /// chunks of 100.
 #[utoipa::path(post, path = "/api/embeddings", tag = "embeddings",
-    security(("bearer" = [])),
     request_body = EmbeddingsRequest,
     responses(
         (status = 200, description = "One vector per text", body = EmbeddingsResponse),

@@ -3,7 +3,9 @@
 //! It is derived (utoipa) from the types the handlers read and serde writes,
 //! and each route module contributes the `Api` beside its `router()`, so a
 //! route and its description change together. Errors not listed on an
-//! operation fall under its `default` answer: the envelope.
+//! operation fall under its `default` answer: the envelope. Every
+//! operation but the probes takes the bearer token (its handler reads a
+//! `Caller`), so that is said here once rather than on each route.
 
 use std::sync::Arc;
 
@@ -16,7 +18,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::ResponseBuilder;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Components, Ref};
 
 use crate::config::BatchSettings;
@@ -27,6 +29,10 @@ use super::{auth, catalog, embeddings, health, imports, procurement, products};
 
 /// Where the document is served.
 pub const PATH: &str = "/api/openapi.json";
+
+/// The tag of the routes anyone may call: the load balancer's and the
+/// orchestrator's probes, and this document.
+const PROBES: &str = "probes";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -40,8 +46,9 @@ pub const PATH: &str = "/api/openapi.json";
 )]
 struct Document;
 
-/// The whole document: every route module's part, the bearer scheme, and the
-/// envelope as every operation's `default` answer.
+/// The whole document: every route module's part, the bearer scheme (asked
+/// of every operation outside [`PROBES`]), and the envelope as every
+/// operation's `default` answer.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = Document::openapi();
     for part in [
@@ -77,6 +84,14 @@ pub fn document() -> utoipa::openapi::OpenApi {
         .into_iter()
         .flatten()
         {
+            if !operation
+                .tags
+                .as_ref()
+                .is_some_and(|tags| tags.iter().any(|tag| tag == PROBES))
+            {
+                operation.security =
+                    Some(vec![SecurityRequirement::new::<_, _, &str>("bearer", [])]);
+            }
             add_error_default(operation);
         }
     }

@@ -153,7 +153,6 @@ pub struct BatchSummary {
 
 /// Structured product data for one product name, from Gemini.
 #[utoipa::path(post, path = "/api/products/enrich", tag = "products",
-    security(("bearer" = [])),
     request_body = EnrichRequest,
     responses(
         (status = 200, description = "The product's data", body = EnrichmentBody),
@@ -183,7 +182,6 @@ async fn enrich(
 /// does not fail the batch. With `Accept: application/x-ndjson` each item is
 /// streamed as it finishes.
 #[utoipa::path(post, path = "/api/products/enrich-batch", tag = "products",
-    security(("bearer" = [])),
     request_body = BatchRequest,
     responses((status = 200, description = "One result per name",
         content((BatchResponse = "application/json"), (BatchLine = "application/x-ndjson")))))]

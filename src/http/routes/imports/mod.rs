@@ -10,7 +10,7 @@ use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -23,7 +23,7 @@ use crate::auth::Caller;
 use crate::domain::{ImportEnrichment, ImportFormat, ImportJob, ImportMode, ImportOptions};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::{Params, from_query};
-use crate::http::routes::common::{PageQuery, page_body, path_uuid};
+use crate::http::routes::common::{PageQuery, PathId, page_body};
 use crate::resilience::Deadline;
 use crate::services::imports::Begun;
 use crate::state::AppState;
@@ -59,7 +59,6 @@ pub struct Api;
 /// its body; a bad row is a row error, never the end of the job. The job
 /// runs in the background, a chunk of 100 rows at a time.
 #[utoipa::path(post, path = "/api/catalog/imports", tag = "catalog",
-    security(("bearer" = [])),
     params(ImportQuery, ("Idempotency-Key" = Option<String>, Header,
         description = "The same key, file and options give back the same job (200) instead of a new one; the same key with another file or other options is refused (409). At most 255 characters.")),
     request_body(
@@ -139,7 +138,6 @@ page_body!(
 
 /// The caller's organisation's imports, newest first (admins).
 #[utoipa::path(get, path = "/api/catalog/imports", tag = "catalog",
-    security(("bearer" = [])),
     params(PageQuery),
     responses(
         (status = 200, description = "One page of imports", body = ImportList),
@@ -159,7 +157,6 @@ async fn list_imports(
 /// application/x-ndjson`, a line with the job now and another each time it
 /// changes, until it completes (or for an hour at most).
 #[utoipa::path(get, path = "/api/catalog/imports/{id}", tag = "catalog",
-    security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The import's id")),
     responses(
         (status = 200, description = "The import; with `Accept: application/x-ndjson`, one such object per line as it changes",
@@ -172,9 +169,8 @@ async fn get_import(
     caller: Caller,
     deadline: Deadline,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    PathId(id, _): PathId<ImportJob>,
 ) -> Result<Response, ApiError> {
-    let id = path_uuid(&id, "import")?;
     let job = state.imports.get(&caller, id, deadline).await?;
     if !wants_ndjson(&headers) {
         return Ok(Json(job).into_response());

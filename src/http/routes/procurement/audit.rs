@@ -76,7 +76,6 @@ page_body!(
 
 /// The caller's organisation's audit log, newest first (admins only).
 #[utoipa::path(get, path = "/api/admin/audit-log", tag = "procurement",
-    security(("bearer" = [])),
     params(AuditQuery, PageQuery),
     responses(
         (status = 200, description = "One page of events", body = AuditLog),

@@ -69,7 +69,6 @@ pub(super) struct NewItemRequestAnswer {
 /// Asks for a new catalog item (any member): a pending ADD_ITEM proposal,
 /// optionally filled in by Gemini, for a reviewer to approve.
 #[utoipa::path(post, path = "/api/catalog/request-new-item", tag = "procurement",
-    security(("bearer" = [])),
     request_body = NewItemRequestBody,
     responses(
         (status = 201, description = "The proposal, pending", body = NewItemRequestAnswer),

@@ -2,7 +2,7 @@
 //! `GET /api/proposals/{id}`, `POST /api/proposals/{id}/approve` and
 //! `/reject`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -16,11 +16,11 @@ use super::{MAX_NOTE_CHARS, worded_enum};
 use crate::auth::Caller;
 use crate::domain::{
     Id, Metadata, OptionalProductUrl, OptionalText, Price, PricingType, Proposal, ProposalDraft,
-    ProposalStatus, ProposalType, Record,
+    ProposalStatus, ProposalType,
 };
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::{JsonBody, JsonBodyOrNone, Params, from_query_or_empty};
-use crate::http::routes::common::{PageQuery, page_body, path_id};
+use crate::http::routes::common::{PageQuery, PathId, page_body};
 use crate::resilience::Deadline;
 use crate::state::AppState;
 
@@ -128,7 +128,6 @@ page_body!(
 
 /// Proposes a change to the catalog (reviewers and admins).
 #[utoipa::path(post, path = "/api/proposals", tag = "procurement",
-    security(("bearer" = [])),
     request_body = NewProposalBody,
     responses(
         (status = 201, description = "The proposal, pending", body = Proposal),
@@ -160,7 +159,6 @@ pub(super) struct ProposalListQuery {
 
 /// The caller's organisation's proposals, newest first, a page at a time.
 #[utoipa::path(get, path = "/api/proposals", tag = "procurement",
-    security(("bearer" = [])),
     params(ProposalListQuery, PageQuery),
     responses((status = 200, description = "One page of proposals", body = ProposalList)))]
 async fn list_proposals(
@@ -179,7 +177,6 @@ async fn list_proposals(
 
 /// One proposal of the caller's organisation.
 #[utoipa::path(get, path = "/api/proposals/{id}", tag = "procurement",
-    security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The proposal's id")),
     responses(
         (status = 200, description = "The proposal", body = Proposal),
@@ -190,9 +187,8 @@ async fn get_proposal(
     State(state): State<AppState>,
     caller: Caller,
     deadline: Deadline,
-    Path(id): Path<String>,
+    PathId(id, _): PathId<Proposal>,
 ) -> Result<Json<Proposal>, ApiError> {
-    let id = path_id(&id, Record::Proposal)?;
     let proposal = state
         .procurement
         .get_proposal(&caller, id, deadline)
@@ -210,7 +206,6 @@ pub(super) struct DecisionBody {
 /// Approves a pending proposal (reviewers and admins): the item is
 /// embedded, then merged into the catalog in one transaction.
 #[utoipa::path(post, path = "/api/proposals/{id}/approve", tag = "procurement",
-    security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The proposal's id")),
     request_body(content = Option<DecisionBody>, description = "Optional: no body at all means no notes"),
     responses(
@@ -224,10 +219,9 @@ async fn approve_proposal(
     State(state): State<AppState>,
     caller: Caller,
     deadline: Deadline,
-    Path(id): Path<String>,
+    PathId(id, _): PathId<Proposal>,
     JsonBodyOrNone(body): JsonBodyOrNone<DecisionBody>,
 ) -> Result<Json<Proposal>, ApiError> {
-    let id = path_id(&id, Record::Proposal)?;
     let notes = body.review_notes.into_option();
     let proposal = state
         .procurement
@@ -238,7 +232,6 @@ async fn approve_proposal(
 
 /// Rejects a pending proposal (reviewers and admins).
 #[utoipa::path(post, path = "/api/proposals/{id}/reject", tag = "procurement",
-    security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The proposal's id")),
     request_body(content = Option<DecisionBody>, description = "Optional: no body at all means no notes"),
     responses(
@@ -251,10 +244,9 @@ async fn reject_proposal(
     State(state): State<AppState>,
     caller: Caller,
     deadline: Deadline,
-    Path(id): Path<String>,
+    PathId(id, _): PathId<Proposal>,
     JsonBodyOrNone(body): JsonBodyOrNone<DecisionBody>,
 ) -> Result<Json<Proposal>, ApiError> {
-    let id = path_id(&id, Record::Proposal)?;
     let notes = body.review_notes.into_option();
     let proposal = state
         .procurement

@@ -1,7 +1,7 @@
 //! Requests for what the catalog lacks: `POST/GET /api/requests`,
 //! `GET /api/requests/{id}` and `POST /api/requests/{id}/review`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -14,12 +14,12 @@ use super::proposals::NewProposalBody;
 use super::{MAX_NOTE_CHARS, worded_enum};
 use crate::auth::Caller;
 use crate::domain::{
-    Id, OptionalText, Proposal, Record, Request, RequestFilter, RequestStatus, ReviewDecision,
+    Id, OptionalText, Proposal, Request, RequestFilter, RequestStatus, ReviewDecision,
     SearchResults, Text,
 };
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::http::extract::{JsonBody, Params, from_query, from_query_or_empty};
-use crate::http::routes::common::{MAX_QUERY_CHARS, PageQuery, page_body, path_id};
+use crate::http::routes::common::{MAX_QUERY_CHARS, PageQuery, PathId, page_body};
 use crate::resilience::Deadline;
 use crate::state::AppState;
 
@@ -66,7 +66,6 @@ page_body!(
 
 /// Files a request for something the catalog lacks (any member).
 #[utoipa::path(post, path = "/api/requests", tag = "procurement",
-    security(("bearer" = [])),
     request_body = NewRequestBody,
     responses((status = 201, description = "The request, pending", body = Request)))]
 async fn create_request(
@@ -104,7 +103,6 @@ pub(super) struct RequestListQuery {
 
 /// The caller's organisation's requests, newest first, a page at a time.
 #[utoipa::path(get, path = "/api/requests", tag = "procurement",
-    security(("bearer" = [])),
     params(RequestListQuery, PageQuery),
     responses((status = 200, description = "One page of requests", body = RequestList)))]
 async fn list_requests(
@@ -127,7 +125,6 @@ async fn list_requests(
 
 /// One request of the caller's organisation.
 #[utoipa::path(get, path = "/api/requests/{id}", tag = "procurement",
-    security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The request's id")),
     responses(
         (status = 200, description = "The request", body = Request),
@@ -138,9 +135,8 @@ async fn get_request(
     State(state): State<AppState>,
     caller: Caller,
     deadline: Deadline,
-    Path(id): Path<String>,
+    PathId(id, _): PathId<Request>,
 ) -> Result<Json<Request>, ApiError> {
-    let id = path_id(&id, Record::Request)?;
     let request = state.procurement.get_request(&caller, id, deadline).await?;
     Ok(Json(request))
 }
@@ -169,7 +165,6 @@ pub(super) struct ReviewedBody {
 /// Approves or rejects a pending request (reviewers and admins); approving
 /// with `create_proposal` creates the proposal in the same transaction.
 #[utoipa::path(post, path = "/api/requests/{id}/review", tag = "procurement",
-    security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The request's id")),
     request_body = ReviewBody,
     responses(
@@ -182,10 +177,9 @@ async fn review_request(
     State(state): State<AppState>,
     caller: Caller,
     deadline: Deadline,
-    Path(id): Path<String>,
+    PathId(id, _): PathId<Request>,
     JsonBody(body): JsonBody<ReviewBody>,
 ) -> Result<Json<ReviewedBody>, ApiError> {
-    let id = path_id(&id, Record::Request)?;
     let notes = body.review_notes.into_option();
     let proposal = body
         .create_proposal
