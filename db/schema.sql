@@ -52,6 +52,7 @@ CREATE TABLE public.catalog_imports (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     finished_at timestamp with time zone,
+    staged integer DEFAULT 0 NOT NULL,
     CONSTRAINT catalog_imports_applied_through_check CHECK ((applied_through >= 0)),
     CONSTRAINT catalog_imports_body_sha256_check CHECK ((body_sha256 ~ '^[0-9a-f]{64}$'::text)),
     CONSTRAINT catalog_imports_created_check CHECK ((created >= 0)),
@@ -65,6 +66,7 @@ CREATE TABLE public.catalog_imports (
     CONSTRAINT catalog_imports_paused_reason_check CHECK ((char_length(paused_reason) <= 1000)),
     CONSTRAINT catalog_imports_price_down_check CHECK ((price_down >= 0)),
     CONSTRAINT catalog_imports_price_up_check CHECK ((price_up >= 0)),
+    CONSTRAINT catalog_imports_staged_check CHECK (((staged >= 0) AND (staged <= 1000000))),
     CONSTRAINT catalog_imports_status_check CHECK ((status = ANY (ARRAY['receiving'::text, 'queued'::text, 'running'::text, 'paused'::text, 'completed'::text]))),
     CONSTRAINT catalog_imports_total_check CHECK ((total >= 0)),
     CONSTRAINT catalog_imports_unchanged_check CHECK ((unchanged >= 0)),
@@ -837,11 +839,15 @@ begin
     if jsonb_typeof(p_rows) is distinct from 'array' or jsonb_array_length(p_rows) > 1000 then
         raise exception 'rows must be an array of at most 1000' using errcode = '22023';
     end if;
+    v_count := jsonb_array_length(p_rows);
+    update catalog_imports set staged = staged + v_count, updated_at = now()
+    where id = v_job.id and staged + v_count <= 1000000;
+    if not found then
+        raise exception 'an import holds at most 1000000 rows' using errcode = 'CA413';
+    end if;
     insert into catalog_import_rows (import_id, line, item)
     select v_job.id, (r ->> 'line')::integer, r -> 'item'
     from jsonb_array_elements(p_rows) r;
-    get diagnostics v_count = row_count;
-    update catalog_imports set updated_at = now() where id = v_job.id;
     return v_count;
 end;
 $$;

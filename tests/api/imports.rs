@@ -689,6 +689,57 @@ async fn imports_are_for_the_orgs_admins_through_the_api_and_through_postgrest()
     }
 }
 
+#[tokio::test]
+async fn an_upload_holds_at_most_a_million_rows_also_staged_straight_through_postgrest() {
+    let tenant = create_tenant().await;
+    let token = Some(tenant.admin.token.as_str());
+    let (status, begun) = rest(
+        Method::POST,
+        "rpc/catalog_import_begin",
+        token,
+        &json!({ "p_format": "csv" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{begun}");
+    let id = begun["id"].as_str().unwrap().to_owned();
+    let stage = |lines: std::ops::RangeInclusive<u32>| {
+        let rows: Vec<Value> = lines
+            .map(|line| json!({ "line": line, "item": { "name": format!("Row {line}") } }))
+            .collect();
+        let params = json!({ "p_import_id": id, "p_rows": rows });
+        async move { rest(Method::POST, "rpc/catalog_import_stage", token, &params).await }
+    };
+    let (status, staged) = stage(2..=3).await;
+    assert_eq!((status, staged), (200, json!(2)));
+    let rows_of_job = format!("select count(*) from catalog_import_rows where import_id = '{id}'");
+    let staged_of_job = format!("select staged from catalog_imports where id = '{id}'");
+    assert_eq!((count(&rows_of_job), count(&staged_of_job)), (2, 2));
+
+    // As if 999,998 more had been staged: two more rows would pass the cap,
+    // and the whole batch is refused, nothing of it kept.
+    sql(&format!(
+        "update catalog_imports set staged = 999999 where id = '{id}'"
+    ));
+    let (status, refused) = stage(4..=5).await;
+    assert!(
+        status == 400 && refused["code"] == "CA413",
+        "{status} {refused}"
+    );
+    assert_eq!((count(&rows_of_job), count(&staged_of_job)), (2, 999_999));
+    // One more row reaches the cap exactly.
+    let (status, staged) = stage(4..=4).await;
+    assert_eq!((status, staged), (200, json!(1)));
+    assert_eq!((count(&rows_of_job), count(&staged_of_job)), (3, 1_000_000));
+    let (status, _) = rest(
+        Method::POST,
+        "rpc/catalog_import_discard",
+        token,
+        &json!({ "p_import_id": id }),
+    )
+    .await;
+    assert_eq!(status, 204);
+}
+
 /// An upload kept but not yet applied (no worker runs), made through the
 /// database functions as the admin's server would.
 async fn queued_job(tenant: &Tenant, rows: usize) -> String {
