@@ -693,15 +693,7 @@ async fn imports_are_for_the_orgs_admins_through_the_api_and_through_postgrest()
 async fn an_upload_holds_at_most_a_million_rows_also_staged_straight_through_postgrest() {
     let tenant = create_tenant().await;
     let token = Some(tenant.admin.token.as_str());
-    let (status, begun) = rest(
-        Method::POST,
-        "rpc/catalog_import_begin",
-        token,
-        &json!({ "p_format": "csv" }),
-    )
-    .await;
-    assert_eq!(status, 200, "{begun}");
-    let id = begun["id"].as_str().unwrap().to_owned();
+    let id = begin_upload(&tenant).await;
     let stage = |lines: std::ops::RangeInclusive<u32>| {
         let rows: Vec<Value> = lines
             .map(|line| json!({ "line": line, "item": { "name": format!("Row {line}") } }))
@@ -740,9 +732,8 @@ async fn an_upload_holds_at_most_a_million_rows_also_staged_straight_through_pos
     assert_eq!(status, 204);
 }
 
-/// An upload kept but not yet applied (no worker runs), made through the
-/// database functions as the admin's server would.
-async fn queued_job(tenant: &Tenant, rows: usize) -> String {
+/// An upload begun straight through PostgREST by the tenant's admin: its id.
+async fn begin_upload(tenant: &Tenant) -> String {
     let token = Some(tenant.admin.token.as_str());
     let (status, begun) = rest(
         Method::POST,
@@ -752,7 +743,14 @@ async fn queued_job(tenant: &Tenant, rows: usize) -> String {
     )
     .await;
     assert_eq!(status, 200, "{begun}");
-    let id = begun["id"].as_str().unwrap().to_owned();
+    begun["id"].as_str().unwrap().to_owned()
+}
+
+/// An upload kept but not yet applied (no worker runs), made through the
+/// database functions as the admin's server would.
+async fn queued_job(tenant: &Tenant, rows: usize) -> String {
+    let token = Some(tenant.admin.token.as_str());
+    let id = begin_upload(tenant).await;
     let staged: Vec<Value> = (1..=rows)
         .map(|line| json!({ "line": line + 1, "item": { "name": format!("Queued {line}"), "status": "active" } }))
         .collect();

@@ -47,7 +47,7 @@ const PROBES: &str = "probes";
 struct Document;
 
 /// The whole document: every route module's part, the bearer scheme (asked
-/// of every operation outside [`PROBES`]), and the envelope as every
+/// of every operation but the probes), and the envelope as every
 /// operation's `default` answer.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = Document::openapi();
