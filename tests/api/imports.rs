@@ -706,6 +706,31 @@ async fn an_upload_holds_at_most_a_million_rows_also_staged_straight_through_pos
     let rows_of_job = format!("select count(*) from catalog_import_rows where import_id = '{id}'");
     let staged_of_job = format!("select staged from catalog_imports where id = '{id}'");
     assert_eq!((count(&rows_of_job), count(&staged_of_job)), (2, 2));
+    // Nobody else stages into it: another org's admin, a user of no org,
+    // the anon key.
+    let stranger = create_tenant().await;
+    let nobody = user_token(uuid::Uuid::new_v4());
+    let params =
+        json!({ "p_import_id": id, "p_rows": [{ "line": 9, "item": { "name": "Theirs" } }] });
+    for token in [
+        stranger.admin.token.as_str(),
+        &nobody,
+        crate::helpers::public_key(),
+    ] {
+        let (status, refused) = rest(
+            Method::POST,
+            "rpc/catalog_import_stage",
+            Some(token),
+            &params,
+        )
+        .await;
+        assert!(
+            matches!(status, 401 | 403)
+                || (status == 400 && matches!(refused["code"].as_str(), Some("CA403" | "CA404"))),
+            "{status} {refused}"
+        );
+    }
+    assert_eq!((count(&rows_of_job), count(&staged_of_job)), (2, 2));
 
     // As if 999,998 more had been staged: two more rows would pass the cap,
     // and the whole batch is refused, nothing of it kept.
