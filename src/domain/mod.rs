@@ -29,6 +29,7 @@ pub use list::TextList;
 pub use number::{Count, Price, Threshold};
 pub use procurement::{
     AuditEvent, AuditFilter, Proposal, ProposalDraft, Record, Request, RequestFilter,
+    WorkflowRecord,
 };
 pub use search_result::SearchResults;
 pub use text::{OptionalText, Text, TextRefusal};

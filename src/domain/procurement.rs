@@ -99,6 +99,30 @@ impl Record {
     }
 }
 
+/// A request or a proposal: which [`Record`] it is, and whose.
+pub trait WorkflowRecord {
+    /// Which record this type is.
+    const RECORD: Record;
+    /// The organisation the row belongs to.
+    fn org_id(&self) -> Uuid;
+}
+
+impl WorkflowRecord for Request {
+    const RECORD: Record = Record::Request;
+
+    fn org_id(&self) -> Uuid {
+        self.org_id
+    }
+}
+
+impl WorkflowRecord for Proposal {
+    const RECORD: Record = Record::Proposal;
+
+    fn org_id(&self) -> Uuid {
+        self.org_id
+    }
+}
+
 /// A new proposal's fields, checked (the rules only the database can
 /// check, such as whose item `replacing_item_id` is, are checked there).
 #[derive(Debug, Clone, Default)]
@@ -124,9 +148,9 @@ pub struct RequestFilter {
 
 /// Which audit events to list; every given filter must match.
 #[derive(Debug, Default)]
-pub struct AuditFilter<'a> {
-    pub event_type: Option<&'a str>,
-    pub resource_type: Option<&'a str>,
+pub struct AuditFilter {
+    pub event_type: Option<String>,
+    pub resource_type: Option<String>,
     pub resource_id: Option<Uuid>,
 }
 

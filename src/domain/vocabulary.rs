@@ -47,6 +47,12 @@ macro_rules! string_enum {
                 }
             }
 
+            /// The schema of a list's `?status=`-like filter: a value, or
+            /// empty for every value.
+            pub fn filter_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                $crate::domain::vocabulary::enum_schema(Self::NAMES.iter().copied().chain([""]))
+            }
+
             /// "must be a or b" / "must be one of a, b, c".
             pub fn expected() -> String {
                 let names: Vec<&str> = Self::ALL.iter().map(|v| v.as_str()).collect();

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{SupabaseCallError, SupabaseClient};
+use super::{Rpc, SupabaseCallError, SupabaseClient};
 use crate::resilience::Deadline;
 
 /// The answer to a lease claim.
@@ -87,11 +87,13 @@ impl SupabaseClient {
             "p_holder": holder,
             "p_lease_seconds": lease_seconds,
         });
-        self.policy
-            .call(deadline, || {
-                self.execute(self.service_rpc("catalog_embedding_backfill_claim", &params))
-            })
-            .await
+        self.rpc(
+            Rpc::Service,
+            "catalog_embedding_backfill_claim",
+            &params,
+            deadline,
+        )
+        .await
     }
 
     /// Records `progress` and renews the lease for `lease_seconds` (0 gives
@@ -118,11 +120,13 @@ impl SupabaseClient {
             "p_items_failed": progress.items_failed,
             "p_finished": finished,
         });
-        self.policy
-            .call(deadline, || {
-                self.execute(self.service_rpc("catalog_embedding_backfill_report", &params))
-            })
-            .await
+        self.rpc(
+            Rpc::Service,
+            "catalog_embedding_backfill_report",
+            &params,
+            deadline,
+        )
+        .await
     }
 
     /// Where the re-embed of `model_version` stands. One attempt outside the
@@ -171,10 +175,12 @@ impl SupabaseClient {
     ) -> Result<Vec<(Uuid, u64)>, SupabaseCallError> {
         let params = json!({ "p_model_version": model_version });
         let rows: Vec<OrgBacklog> = self
-            .policy
-            .call(deadline, || {
-                self.execute(self.service_rpc("catalog_orgs_needing_embedding", &params))
-            })
+            .rpc(
+                Rpc::Service,
+                "catalog_orgs_needing_embedding",
+                &params,
+                deadline,
+            )
             .await?;
         Ok(rows.into_iter().map(|r| (r.org_id, r.items)).collect())
     }

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::page::OrgRows;
-use super::{SupabaseCallError, SupabaseClient};
-use crate::domain::{CatalogItem, ItemDraft, ItemStatus, Page, PageRequest, SearchHit};
+use super::{Rpc, SupabaseCallError, SupabaseClient};
+use crate::domain::{CatalogItem, ItemDraft, ItemStatus, SearchHit};
 use crate::resilience::Deadline;
 
 /// An item's text fields, for embedding.
@@ -53,6 +53,14 @@ pub(super) fn rpc_params(params: Value) -> Value {
 impl OrgRows for CatalogItem {
     const TABLE: &'static str = "catalog_items";
     const ROWS_PER_ANSWER: usize = 250;
+    type Filter = Option<ItemStatus>;
+
+    fn filters(status: &Self::Filter) -> Vec<(&'static str, String)> {
+        status
+            .iter()
+            .map(|s| ("status", s.as_str().to_owned()))
+            .collect()
+    }
 }
 
 /// pgvector's text form, `[0.1,0.2,...]`, which PostgREST casts to `vector`.
@@ -92,38 +100,8 @@ impl SupabaseClient {
             "result_limit": limit,
             "p_model_version": embedding.model_version,
         });
-        self.user_read("search_catalog_items", &params, token, deadline)
+        self.rpc(Rpc::Read(token), "search_catalog_items", &params, deadline)
             .await
-    }
-
-    /// A page of the org's items, newest first.
-    ///
-    /// # Errors
-    /// [`SupabaseCallError`] when the call fails after retries.
-    pub(crate) async fn list_items(
-        &self,
-        token: &str,
-        org_id: Uuid,
-        status: Option<ItemStatus>,
-        page: PageRequest,
-        deadline: Deadline,
-    ) -> Result<Page<CatalogItem>, SupabaseCallError> {
-        let filters = [("status", status.map(|s| s.as_str().to_owned()))];
-        self.list_page(token, org_id, &filters, page, deadline)
-            .await
-    }
-
-    /// The item, if the caller may read it.
-    ///
-    /// # Errors
-    /// [`SupabaseCallError`] when the call fails after retries.
-    pub(crate) async fn get_item(
-        &self,
-        token: &str,
-        id: Uuid,
-        deadline: Deadline,
-    ) -> Result<Option<CatalogItem>, SupabaseCallError> {
-        self.row_by_id(token, id, deadline).await
     }
 
     /// Whether an item with this id exists in any org. Asked with the
@@ -139,10 +117,7 @@ impl SupabaseClient {
         deadline: Deadline,
     ) -> Result<bool, SupabaseCallError> {
         let params = json!({ "p_item_id": id });
-        self.policy
-            .call(deadline, || {
-                self.execute(self.service_rpc("catalog_item_exists", &params))
-            })
+        self.rpc(Rpc::Service, "catalog_item_exists", &params, deadline)
             .await
     }
 
@@ -177,10 +152,10 @@ impl SupabaseClient {
             "p_model_version": embedding.model_version,
         }));
         // Not retried on a lost answer: a retry could create the item twice.
-        self.user_write(
+        self.rpc(
+            Rpc::Write(token),
             "create_catalog_item_with_embedding",
             &params,
-            token,
             deadline,
         )
         .await
@@ -198,10 +173,12 @@ impl SupabaseClient {
     ) -> Result<(u64, u64), SupabaseCallError> {
         let params = json!({ "p_org_id": org_id, "p_model_version": model_version });
         let rows: Vec<Coverage> = self
-            .policy
-            .call(deadline, || {
-                self.execute(self.service_rpc("catalog_embedding_coverage", &params))
-            })
+            .rpc(
+                Rpc::Service,
+                "catalog_embedding_coverage",
+                &params,
+                deadline,
+            )
             .await?;
         Ok(rows
             .first()
@@ -227,11 +204,13 @@ impl SupabaseClient {
             "p_after": after,
             "p_limit": limit,
         }));
-        self.policy
-            .call(deadline, || {
-                self.execute(self.service_rpc("catalog_items_needing_embedding", &params))
-            })
-            .await
+        self.rpc(
+            Rpc::Service,
+            "catalog_items_needing_embedding",
+            &params,
+            deadline,
+        )
+        .await
     }
 
     /// Writes embeddings of the org's items in one request (an upsert);
@@ -255,11 +234,13 @@ impl SupabaseClient {
             "p_model_version": model_version,
             "p_embeddings": rows,
         });
-        self.policy
-            .call(deadline, || {
-                self.execute(self.service_rpc("save_catalog_item_embeddings", &params))
-            })
-            .await
+        self.rpc(
+            Rpc::Service,
+            "save_catalog_item_embeddings",
+            &params,
+            deadline,
+        )
+        .await
     }
 }
 

@@ -11,16 +11,19 @@ use uuid::Uuid;
 
 use super::catalog::{rpc_params, vector_literal};
 use super::page::OrgRows;
-use super::{SupabaseCallError, SupabaseClient};
-use crate::domain::{
-    ImportFormat, ImportJob, ImportOptions, ItemDraft, Page, PageRequest, RowError,
-};
+use super::{Rpc, SupabaseCallError, SupabaseClient};
+use crate::domain::{ImportFormat, ImportJob, ImportOptions, ItemDraft, RowError};
 use crate::resilience::Deadline;
 
 /// Jobs per answer when listing: a job carries at most 1,000 row errors.
 impl OrgRows for ImportJob {
     const TABLE: &'static str = "catalog_imports";
     const ROWS_PER_ANSWER: usize = 50;
+    type Filter = ();
+
+    fn filters((): &()) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
 }
 
 /// The answer to starting an upload.
@@ -154,7 +157,7 @@ impl SupabaseClient {
             "p_mode": options.mode,
             "p_enrich": options.enrich,
         }));
-        self.user_write("catalog_import_begin", &params, token, deadline)
+        self.rpc(Rpc::Write(token), "catalog_import_begin", &params, deadline)
             .await
     }
 
@@ -176,7 +179,7 @@ impl SupabaseClient {
             .collect();
         let params = json!({ "p_import_id": import_id, "p_rows": rows });
         let _kept: u64 = self
-            .user_write("catalog_import_stage", &params, token, deadline)
+            .rpc(Rpc::Write(token), "catalog_import_stage", &params, deadline)
             .await?;
         Ok(())
     }
@@ -200,7 +203,7 @@ impl SupabaseClient {
             "p_errors": tally.errors,
             "p_body_sha256": body_sha256,
         });
-        self.user_write("catalog_import_seal", &params, token, deadline)
+        self.rpc(Rpc::Write(token), "catalog_import_seal", &params, deadline)
             .await
     }
 
@@ -215,36 +218,14 @@ impl SupabaseClient {
         deadline: Deadline,
     ) -> Result<(), SupabaseCallError> {
         let params = json!({ "p_import_id": import_id });
-        self.user_write::<Value>("catalog_import_discard", &params, token, deadline)
-            .await?;
+        self.rpc::<Value>(
+            Rpc::Write(token),
+            "catalog_import_discard",
+            &params,
+            deadline,
+        )
+        .await?;
         Ok(())
-    }
-
-    /// The job, if the caller may read it (admins of its org).
-    ///
-    /// # Errors
-    /// [`SupabaseCallError`] when the call fails after retries.
-    pub(crate) async fn get_import(
-        &self,
-        token: &str,
-        id: Uuid,
-        deadline: Deadline,
-    ) -> Result<Option<ImportJob>, SupabaseCallError> {
-        self.row_by_id(token, id, deadline).await
-    }
-
-    /// A page of the org's jobs, newest first.
-    ///
-    /// # Errors
-    /// [`SupabaseCallError`] when the call fails after retries.
-    pub(crate) async fn list_imports(
-        &self,
-        token: &str,
-        org_id: Uuid,
-        page: PageRequest,
-        deadline: Deadline,
-    ) -> Result<Page<ImportJob>, SupabaseCallError> {
-        self.list_page(token, org_id, &[], page, deadline).await
     }
 
     /// The next job for `holder` to work on, leased for `lease_seconds`.
@@ -258,7 +239,7 @@ impl SupabaseClient {
         deadline: Deadline,
     ) -> Result<Option<ClaimedImport>, SupabaseCallError> {
         let params = json!({ "p_holder": holder, "p_lease_seconds": lease_seconds });
-        self.service_call("catalog_import_claim", &params, deadline)
+        self.rpc(Rpc::Service, "catalog_import_claim", &params, deadline)
             .await
     }
 
@@ -281,7 +262,7 @@ impl SupabaseClient {
             "p_limit": limit,
             "p_model_version": model_version,
         });
-        self.service_call("catalog_import_chunk", &params, deadline)
+        self.rpc(Rpc::Service, "catalog_import_chunk", &params, deadline)
             .await
     }
 
@@ -307,7 +288,7 @@ impl SupabaseClient {
             "p_model_version": model_version,
             "p_lease_seconds": lease_seconds,
         });
-        self.service_call("catalog_import_apply", &params, deadline)
+        self.rpc(Rpc::Service, "catalog_import_apply", &params, deadline)
             .await
     }
 
@@ -329,7 +310,7 @@ impl SupabaseClient {
             "p_lease_seconds": lease_seconds,
             "p_paused_reason": paused_reason,
         }));
-        self.service_call("catalog_import_report", &params, deadline)
+        self.rpc(Rpc::Service, "catalog_import_report", &params, deadline)
             .await
     }
 }

@@ -21,6 +21,7 @@ pub use error::{Breach, PostgrestAnswer, Refusal, SupabaseCallError, SupabaseErr
 pub(crate) use imports::{
     AppliedRow, BegunImport, ChunkRow, ClaimedImport, JobLease, StagedRow, UploadTally,
 };
+pub use page::OrgRows;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +34,23 @@ use uuid::Uuid;
 use crate::config::SupabaseSettings;
 use crate::domain::Role;
 use crate::resilience::{BreakerState, Deadline, Dependency};
+
+/// How a SQL function is called: as whom (row-level security applies to a
+/// user, not to the service role), and whether an attempt whose answer was
+/// lost may be sent again.
+#[derive(Debug, Clone, Copy)]
+enum Rpc<'a> {
+    /// With the service key, retried: the function changes nothing, or
+    /// recognises a repeated call.
+    Service,
+    /// With the service key, sent once: a lost answer might have committed.
+    ServiceOnce,
+    /// As the bearer of the token, retried: the function changes nothing.
+    Read(&'a str),
+    /// As the bearer of the token, sent once: a lost answer might have
+    /// committed, and the write must not run twice.
+    Write(&'a str),
+}
 
 /// A handle to the project's PostgREST API; cheap to clone.
 #[derive(Clone)]
@@ -145,24 +163,31 @@ impl SupabaseClient {
         self.as_service(self.service.from(table))
     }
 
-    /// A call of SQL function `function` with the service-role key.
-    fn service_rpc(&self, function: &str, params: &serde_json::Value) -> postgrest::Builder {
-        self.as_service(self.service.rpc(function, params.to_string()))
-    }
-
-    /// SQL function `function` with the service-role key, retried: for
-    /// functions that change nothing or that recognise a repeated call.
-    async fn service_call<T: DeserializeOwned>(
+    /// SQL function `function` with `params`, called as `how` says.
+    async fn rpc<T: DeserializeOwned>(
         &self,
+        how: Rpc<'_>,
         function: &str,
         params: &serde_json::Value,
         deadline: Deadline,
     ) -> Result<T, SupabaseCallError> {
-        self.policy
-            .call(deadline, || {
-                self.execute(self.service_rpc(function, params))
+        let attempt = || {
+            self.execute(match how {
+                Rpc::Service | Rpc::ServiceOnce => self.service_rpc(function, params),
+                Rpc::Read(token) | Rpc::Write(token) => {
+                    self.user.rpc(function, params.to_string()).auth(token)
+                }
             })
-            .await
+        };
+        match how {
+            Rpc::Service | Rpc::Read(_) => self.policy.call(deadline, attempt).await,
+            Rpc::ServiceOnce | Rpc::Write(_) => self.policy.call_once(deadline, attempt).await,
+        }
+    }
+
+    /// A call of SQL function `function` with the service-role key.
+    fn service_rpc(&self, function: &str, params: &serde_json::Value) -> postgrest::Builder {
+        self.as_service(self.service.rpc(function, params.to_string()))
     }
 
     /// Supabase's own clients send a legacy service-role JWT as the bearer
@@ -178,48 +203,6 @@ impl SupabaseClient {
     /// A request on `table` as the bearer of `token`: row-level security applies.
     fn user_request(&self, table: &str, token: &str) -> postgrest::Builder {
         self.user.from(table).auth(token)
-    }
-
-    /// SQL function `function` as the bearer of `token`, retried as a read:
-    /// only for functions that change nothing.
-    async fn user_read<T: DeserializeOwned>(
-        &self,
-        function: &str,
-        params: &serde_json::Value,
-        token: &str,
-        deadline: Deadline,
-    ) -> Result<T, SupabaseCallError> {
-        self.policy
-            .call(deadline, || {
-                self.execute(self.user_rpc(function, params, token))
-            })
-            .await
-    }
-
-    /// SQL function `function` as the bearer of `token`, tried once: a write
-    /// whose answer was lost might have committed, and must not run twice.
-    async fn user_write<T: DeserializeOwned>(
-        &self,
-        function: &str,
-        params: &serde_json::Value,
-        token: &str,
-        deadline: Deadline,
-    ) -> Result<T, SupabaseCallError> {
-        self.policy
-            .call_once(deadline, || {
-                self.execute(self.user_rpc(function, params, token))
-            })
-            .await
-    }
-
-    /// A call of SQL function `function` as the bearer of `token`.
-    fn user_rpc(
-        &self,
-        function: &str,
-        params: &serde_json::Value,
-        token: &str,
-    ) -> postgrest::Builder {
-        self.user.rpc(function, params.to_string()).auth(token)
     }
 
     /// Sends one request with the attempt timeout and decodes a 2xx body.

@@ -29,15 +29,17 @@ fn rows_to_ask(limit: usize) -> usize {
 
 /// An org's table that lists read: its name, and how many of its largest
 /// rows fit in one answer well under [`super::MAX_ANSWER_BYTES`].
-pub(crate) trait OrgRows: DeserializeOwned + Listed {
+pub trait OrgRows: DeserializeOwned + Listed {
     /// The table.
     const TABLE: &'static str;
     /// Rows per PostgREST answer when listing.
     const ROWS_PER_ANSWER: usize;
+    /// What a list of these may be narrowed to.
+    type Filter;
+    /// `(column, value)` for each part of `filter` that is given: every one
+    /// must match.
+    fn filters(filter: &Self::Filter) -> Vec<(&'static str, String)>;
 }
-
-/// `column = value` for each filter that has a value.
-pub(crate) type Filters<'a> = &'a [(&'a str, Option<String>)];
 
 impl SupabaseClient {
     /// The row of `T`'s table with `id`, if the bearer of `token` may read it.
@@ -61,7 +63,7 @@ impl SupabaseClient {
         Ok(rows.into_iter().next())
     }
 
-    /// A page of org `org_id`'s rows of `T`'s table matching `filters`, read
+    /// A page of org `org_id`'s rows of `T`'s table matching `filter`, read
     /// as the bearer of `token` (row-level security has the last word), in
     /// answers of at most [`OrgRows::ROWS_PER_ANSWER`] rows, so no answer
     /// outgrows [`super::MAX_ANSWER_BYTES`] whatever the rows hold. The
@@ -71,10 +73,11 @@ impl SupabaseClient {
         &self,
         token: &str,
         org_id: Uuid,
-        filters: Filters<'_>,
+        filter: &T::Filter,
         page: PageRequest,
         deadline: Deadline,
     ) -> Result<Page<T>, SupabaseCallError> {
+        let filters = T::filters(filter);
         let query = || {
             let all = self
                 .user_request(T::TABLE, token)
@@ -82,10 +85,7 @@ impl SupabaseClient {
                 .eq("org_id", org_id.to_string());
             filters
                 .iter()
-                .fold(all, |request, (column, value)| match value {
-                    Some(value) => request.eq(*column, value),
-                    None => request,
-                })
+                .fold(all, |request, (column, value)| request.eq(*column, value))
         };
         let limit = page.size;
         let ask = rows_to_ask(limit);

@@ -12,11 +12,10 @@ use uuid::Uuid;
 
 use super::catalog::{rpc_params, vector_literal};
 use super::page::OrgRows;
-use super::{ItemEmbedding, SupabaseCallError, SupabaseClient};
+use super::{ItemEmbedding, Rpc, SupabaseCallError, SupabaseClient};
 use crate::domain::{
-    AuditEvent, AuditFilter, Metadata, Page, PageRequest, Price, PricingType, ProductUrl, Proposal,
-    ProposalDraft, ProposalStatus, ProposalType, Record, Request, RequestFilter, ReviewDecision,
-    SearchResults,
+    AuditEvent, AuditFilter, Metadata, Price, PricingType, ProductUrl, Proposal, ProposalDraft,
+    ProposalStatus, ProposalType, Record, Request, RequestFilter, ReviewDecision, SearchResults,
 };
 use crate::resilience::Deadline;
 
@@ -102,16 +101,43 @@ fn merge_function(kind: ProposalType) -> &'static str {
 impl OrgRows for Request {
     const TABLE: &'static str = "requests";
     const ROWS_PER_ANSWER: usize = 50;
+    type Filter = RequestFilter;
+
+    fn filters(filter: &RequestFilter) -> Vec<(&'static str, String)> {
+        let status = filter.status.map(|s| ("status", s.as_str().to_owned()));
+        let created_by = filter.created_by.map(|u| ("created_by", u.to_string()));
+        status.into_iter().chain(created_by).collect()
+    }
 }
 
 impl OrgRows for Proposal {
     const TABLE: &'static str = "proposals";
     const ROWS_PER_ANSWER: usize = 200;
+    type Filter = Option<ProposalStatus>;
+
+    fn filters(status: &Self::Filter) -> Vec<(&'static str, String)> {
+        status
+            .iter()
+            .map(|s| ("status", s.as_str().to_owned()))
+            .collect()
+    }
 }
 
 impl OrgRows for AuditEvent {
     const TABLE: &'static str = "audit_events";
     const ROWS_PER_ANSWER: usize = 400;
+    type Filter = AuditFilter;
+
+    fn filters(filter: &AuditFilter) -> Vec<(&'static str, String)> {
+        let event_type = filter.event_type.clone().map(|t| ("event_type", t));
+        let resource_type = filter.resource_type.clone().map(|t| ("resource_type", t));
+        let resource_id = filter.resource_id.map(|id| ("resource_id", id.to_string()));
+        event_type
+            .into_iter()
+            .chain(resource_type)
+            .chain(resource_id)
+            .collect()
+    }
 }
 
 impl SupabaseClient {
@@ -130,35 +156,8 @@ impl SupabaseClient {
             "p_justification": justification,
         }));
         // Not retried on a lost answer: a retry could file it twice.
-        self.user_write("create_request", &params, token, deadline)
+        self.rpc(Rpc::Write(token), "create_request", &params, deadline)
             .await
-    }
-
-    /// A page of the org's requests, newest first.
-    pub(crate) async fn list_requests(
-        &self,
-        token: &str,
-        org_id: Uuid,
-        filter: &RequestFilter,
-        page: PageRequest,
-        deadline: Deadline,
-    ) -> Result<Page<Request>, SupabaseCallError> {
-        let filters = [
-            ("status", filter.status.map(|s| s.as_str().to_owned())),
-            ("created_by", filter.created_by.map(|u| u.to_string())),
-        ];
-        self.list_page(token, org_id, &filters, page, deadline)
-            .await
-    }
-
-    /// The request, if the caller may read it.
-    pub(crate) async fn get_request(
-        &self,
-        token: &str,
-        id: Uuid,
-        deadline: Deadline,
-    ) -> Result<Option<Request>, SupabaseCallError> {
-        self.row_by_id(token, id, deadline).await
     }
 
     /// Reviews a request and, with `proposal`, creates its proposal: one
@@ -179,7 +178,7 @@ impl SupabaseClient {
             "p_proposal": proposal.map(|(kind, draft)| proposal_columns(kind, draft)),
         }));
         // A retry after a lost answer finds the request reviewed: 409, never twice.
-        self.user_write("review_request", &params, token, deadline)
+        self.rpc(Rpc::Write(token), "review_request", &params, deadline)
             .await
     }
 
@@ -196,7 +195,7 @@ impl SupabaseClient {
             "p_proposal": proposal_columns(kind, draft),
             "p_request_id": request_id,
         }));
-        self.user_write("create_proposal", &params, token, deadline)
+        self.rpc(Rpc::Write(token), "create_proposal", &params, deadline)
             .await
     }
 
@@ -212,32 +211,8 @@ impl SupabaseClient {
             "p_proposal": proposal_columns(ProposalType::AddItem, draft),
             "p_justification": justification,
         }));
-        self.user_write("request_new_item", &params, token, deadline)
+        self.rpc(Rpc::Write(token), "request_new_item", &params, deadline)
             .await
-    }
-
-    /// A page of the org's proposals, newest first.
-    pub(crate) async fn list_proposals(
-        &self,
-        token: &str,
-        org_id: Uuid,
-        status: Option<ProposalStatus>,
-        page: PageRequest,
-        deadline: Deadline,
-    ) -> Result<Page<Proposal>, SupabaseCallError> {
-        let filters = [("status", status.map(|s| s.as_str().to_owned()))];
-        self.list_page(token, org_id, &filters, page, deadline)
-            .await
-    }
-
-    /// The proposal, if the caller may read it.
-    pub(crate) async fn get_proposal(
-        &self,
-        token: &str,
-        id: Uuid,
-        deadline: Deadline,
-    ) -> Result<Option<Proposal>, SupabaseCallError> {
-        self.row_by_id(token, id, deadline).await
     }
 
     /// Approves a proposal of type `kind` in one transaction: the item and
@@ -265,10 +240,7 @@ impl SupabaseClient {
         // A retry after a lost answer finds the proposal merged: 409, never twice.
         // The service key: the database takes a vector from the service alone,
         // and checks the reviewer's role in the proposal's org again.
-        self.policy
-            .call_once(deadline, || {
-                self.execute(self.service_rpc(merge_function(kind), &params))
-            })
+        self.rpc(Rpc::ServiceOnce, merge_function(kind), &params, deadline)
             .await
     }
 
@@ -281,7 +253,7 @@ impl SupabaseClient {
         deadline: Deadline,
     ) -> Result<Proposal, SupabaseCallError> {
         let params = rpc_params(json!({ "p_proposal_id": id, "p_review_notes": review_notes }));
-        self.user_write("reject_proposal", &params, token, deadline)
+        self.rpc(Rpc::Write(token), "reject_proposal", &params, deadline)
             .await
     }
 
@@ -294,29 +266,7 @@ impl SupabaseClient {
         deadline: Deadline,
     ) -> Result<bool, SupabaseCallError> {
         let params = json!({ "p_kind": kind.as_str(), "p_id": id });
-        self.policy
-            .call(deadline, || {
-                self.execute(self.service_rpc("procurement_row_exists", &params))
-            })
-            .await
-    }
-
-    /// A page of the org's audit events, newest first (admins: row-level
-    /// security checks).
-    pub(crate) async fn list_audit_events(
-        &self,
-        token: &str,
-        org_id: Uuid,
-        filter: &AuditFilter<'_>,
-        page: PageRequest,
-        deadline: Deadline,
-    ) -> Result<Page<AuditEvent>, SupabaseCallError> {
-        let filters = [
-            ("event_type", filter.event_type.map(str::to_owned)),
-            ("resource_type", filter.resource_type.map(str::to_owned)),
-            ("resource_id", filter.resource_id.map(|id| id.to_string())),
-        ];
-        self.list_page(token, org_id, &filters, page, deadline)
+        self.rpc(Rpc::Service, "procurement_row_exists", &params, deadline)
             .await
     }
 }

@@ -93,17 +93,8 @@ pub struct ListQuery {
     /// `active` or `deprecated`; every status when absent or empty (as
     /// the original read `?status=`).
     #[serde(default, deserialize_with = "from_query_or_empty")]
-    #[param(schema_with = status_filter_schema)]
+    #[param(schema_with = ItemStatus::filter_schema)]
     status: Option<ItemStatus>,
-}
-
-fn status_filter_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-    crate::domain::enum_schema(
-        ItemStatus::ALL
-            .iter()
-            .map(|status| status.as_str())
-            .chain([""]),
-    )
 }
 
 /// The caller's organisation's items, newest first, a page at a time.

@@ -149,9 +149,10 @@ impl CatalogService {
         page: PageRequest,
         deadline: Deadline,
     ) -> Result<Page<CatalogItem>, CatalogError> {
+        let token = &caller.access_token;
         Ok(self
             .supabase
-            .list_items(&caller.access_token, caller.org_id, status, page, deadline)
+            .list_page(token, caller.org_id, &status, page, deadline)
             .await?)
     }
 
@@ -166,7 +167,8 @@ impl CatalogService {
         deadline: Deadline,
     ) -> Result<CatalogItem, CatalogError> {
         let token = &caller.access_token;
-        if let Some(item) = self.supabase.get_item(token, id, deadline).await? {
+        let item: Option<CatalogItem> = self.supabase.row_by_id(token, id, deadline).await?;
+        if let Some(item) = item {
             // Row-level security already hides other orgs' rows; this is belt and braces.
             if item.org_id == caller.org_id {
                 return Ok(item);

@@ -178,10 +178,11 @@ impl ImportService {
         deadline: Deadline,
     ) -> Result<ImportJob, ImportError> {
         caller.require(Role::Admin)?;
-        self.supabase
-            .get_import(&caller.access_token, id, deadline)
-            .await?
-            .filter(|job| job.org_id == caller.org_id)
+        let job: Option<ImportJob> = self
+            .supabase
+            .row_by_id(&caller.access_token, id, deadline)
+            .await?;
+        job.filter(|job| job.org_id == caller.org_id)
             .ok_or(ImportError::NotFound)
     }
 
@@ -198,7 +199,7 @@ impl ImportService {
         caller.require(Role::Admin)?;
         Ok(self
             .supabase
-            .list_imports(&caller.access_token, caller.org_id, page, deadline)
+            .list_page(&caller.access_token, caller.org_id, &(), page, deadline)
             .await?)
     }
 }

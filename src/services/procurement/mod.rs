@@ -17,8 +17,12 @@ use uuid::Uuid;
 
 use crate::auth::{Caller, NotAllowed};
 use crate::clients::gemini::GeminiCallError;
-use crate::clients::supabase::{Breach, Refusal, SupabaseCallError, SupabaseClient, SupabaseError};
-use crate::domain::{AuditEvent, AuditFilter, Page, PageRequest, ProposalDraft, Record, Role};
+use crate::clients::supabase::{
+    Breach, OrgRows, Refusal, SupabaseCallError, SupabaseClient, SupabaseError,
+};
+use crate::domain::{
+    AuditEvent, AuditFilter, Page, PageRequest, ProposalDraft, Role, WorkflowRecord,
+};
 use crate::resilience::{CallError, Deadline};
 use crate::services::embeddings::{EmbeddingError, EmbeddingService};
 use crate::services::enrichment::{EnrichmentError, EnrichmentService};
@@ -117,84 +121,44 @@ impl ProcurementService {
         }
     }
 
-    /// A page of the caller's org's audit events (admins).
+    /// A page of the caller's org's requests or proposals.
     ///
     /// # Errors
-    /// Not an admin, or the database's error.
-    pub async fn audit_log(
+    /// The database's error.
+    pub async fn list<T: WorkflowRecord + OrgRows>(
         &self,
         caller: &Caller,
-        filter: &AuditFilter<'_>,
+        filter: &T::Filter,
         page: PageRequest,
         deadline: Deadline,
-    ) -> Result<Page<AuditEvent>, ProcurementError> {
-        caller.require(Role::Admin)?;
+    ) -> Result<Page<T>, ProcurementError> {
+        let token = &caller.access_token;
         Ok(self
             .supabase
-            .list_audit_events(&caller.access_token, caller.org_id, filter, page, deadline)
+            .list_page(token, caller.org_id, filter, page, deadline)
             .await?)
     }
 
-    /// A workflow function's outcome, except that its "not found" for a row
-    /// another org has is `other_org` (the original's 403). Through
-    /// PostgREST the two answer alike, so nobody probes ids there; the
-    /// server tells them apart with the service key. A "not found" about
-    /// something else (a proposal's item) stays as it is.
-    async fn unless_other_orgs<T>(
+    /// One request or proposal of the caller's org: 403 for another org's,
+    /// whether row-level security showed it or hid it; 404 for an id no org
+    /// has.
+    ///
+    /// # Errors
+    /// Not found, another org's, or the database's error.
+    pub async fn get<T: WorkflowRecord + OrgRows>(
         &self,
         caller: &Caller,
-        outcome: Result<T, SupabaseCallError>,
-        kind: Record,
         id: Uuid,
-        other_org: &str,
         deadline: Deadline,
     ) -> Result<T, ProcurementError> {
-        let Err(CallError::Upstream(SupabaseError::Refused {
-            reason: Refusal::Rule(Breach::NotFound),
-            ..
-        })) = &outcome
-        else {
-            return Ok(outcome?);
-        };
-        let token = &caller.access_token;
-        let ours = match kind {
-            Record::Request => self
-                .supabase
-                .get_request(token, id, deadline)
-                .await?
-                .is_some(),
-            Record::Proposal => self
-                .supabase
-                .get_proposal(token, id, deadline)
-                .await?
-                .is_some(),
-        };
-        if !ours
-            && self
-                .supabase
-                .procurement_row_exists(kind, id, deadline)
-                .await?
-        {
-            return Err(ProcurementError::OtherOrg(other_org.to_owned()));
-        }
-        Ok(outcome?)
-    }
-
-    /// `row` (of org `org`) if it is the caller's org's; 403 for another
-    /// org's, whether row-level security showed it or hid it; 404 for an id
-    /// no org has.
-    async fn owned<T>(
-        &self,
-        caller: &Caller,
-        kind: Record,
-        id: Uuid,
-        row: Option<T>,
-        org: Option<Uuid>,
-        deadline: Deadline,
-    ) -> Result<T, ProcurementError> {
+        let kind = T::RECORD;
         let denied = || ProcurementError::OtherOrg(format!("Access denied to {}", kind.as_str()));
+        let row: Option<T> = self
+            .supabase
+            .row_by_id(&caller.access_token, id, deadline)
+            .await?;
         match row {
-            Some(row) if org == Some(caller.org_id) => Ok(row),
+            Some(row) if row.org_id() == caller.org_id => Ok(row),
             Some(_) => Err(denied()),
             None if self
                 .supabase
@@ -208,5 +172,58 @@ impl ProcurementService {
                 kind.title()
             ))),
         }
+    }
+
+    /// A page of the caller's org's audit events (admins).
+    ///
+    /// # Errors
+    /// Not an admin, or the database's error.
+    pub async fn audit_log(
+        &self,
+        caller: &Caller,
+        filter: &AuditFilter,
+        page: PageRequest,
+        deadline: Deadline,
+    ) -> Result<Page<AuditEvent>, ProcurementError> {
+        caller.require(Role::Admin)?;
+        Ok(self
+            .supabase
+            .list_page(&caller.access_token, caller.org_id, filter, page, deadline)
+            .await?)
+    }
+
+    /// A workflow function's outcome, except that its "not found" for a row
+    /// another org has is `other_org` (the original's 403). Through
+    /// PostgREST the two answer alike, so nobody probes ids there; the
+    /// server tells them apart with the service key. A "not found" about
+    /// something else (a proposal's item) stays as it is.
+    async fn unless_other_orgs<R: WorkflowRecord + OrgRows, T>(
+        &self,
+        caller: &Caller,
+        outcome: Result<T, SupabaseCallError>,
+        id: Uuid,
+        other_org: &str,
+        deadline: Deadline,
+    ) -> Result<T, ProcurementError> {
+        let Err(CallError::Upstream(SupabaseError::Refused {
+            reason: Refusal::Rule(Breach::NotFound),
+            ..
+        })) = &outcome
+        else {
+            return Ok(outcome?);
+        };
+        let ours: Option<R> = self
+            .supabase
+            .row_by_id(&caller.access_token, id, deadline)
+            .await?;
+        if ours.is_none()
+            && self
+                .supabase
+                .procurement_row_exists(R::RECORD, id, deadline)
+                .await?
+        {
+            return Err(ProcurementError::OtherOrg(other_org.to_owned()));
+        }
+        Ok(outcome?)
     }
 }

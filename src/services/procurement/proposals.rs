@@ -9,8 +9,7 @@ use super::{NewItemRequest, ProcurementError, ProcurementService, REVIEWERS};
 use crate::auth::Caller;
 use crate::clients::supabase::ItemEmbedding;
 use crate::domain::{
-    Metadata, Page, PageRequest, Price, ProductUrl, Proposal, ProposalDraft, ProposalStatus,
-    ProposalType, Record, TaskType,
+    Metadata, Price, ProductUrl, Proposal, ProposalDraft, ProposalStatus, ProposalType, TaskType,
 };
 use crate::resilience::Deadline;
 use crate::services::embeddings::catalog_item_text;
@@ -44,42 +43,6 @@ impl ProcurementService {
         Ok(row)
     }
 
-    /// A page of the caller's org's proposals.
-    ///
-    /// # Errors
-    /// The database's error.
-    pub async fn list_proposals(
-        &self,
-        caller: &Caller,
-        status: Option<ProposalStatus>,
-        page: PageRequest,
-        deadline: Deadline,
-    ) -> Result<Page<Proposal>, ProcurementError> {
-        Ok(self
-            .supabase
-            .list_proposals(&caller.access_token, caller.org_id, status, page, deadline)
-            .await?)
-    }
-
-    /// One proposal of the caller's org.
-    ///
-    /// # Errors
-    /// Not found, another org's, or the database's error.
-    pub async fn get_proposal(
-        &self,
-        caller: &Caller,
-        id: Uuid,
-        deadline: Deadline,
-    ) -> Result<Proposal, ProcurementError> {
-        let row = self
-            .supabase
-            .get_proposal(&caller.access_token, id, deadline)
-            .await?;
-        let org = row.as_ref().map(|r| r.org_id);
-        self.owned(caller, Record::Proposal, id, row, org, deadline)
-            .await
-    }
-
     /// Approves a pending proposal: embeds the item's text (adding and
     /// replacing), then merges in one transaction. If embedding fails
     /// nothing is written and the proposal stays pending.
@@ -96,7 +59,7 @@ impl ProcurementService {
     ) -> Result<Proposal, ProcurementError> {
         caller.require_any(REVIEWERS)?;
         let proposal = self
-            .get_proposal(caller, id, deadline)
+            .get::<Proposal>(caller, id, deadline)
             .await
             .map_err(|e| match e {
                 ProcurementError::OtherOrg(_) => ProcurementError::OtherOrg(
@@ -171,10 +134,9 @@ impl ProcurementService {
             .await;
         let row = self.memberships.heed_refusal(caller.user_id, row).await;
         let row = self
-            .unless_other_orgs(
+            .unless_other_orgs::<Proposal, _>(
                 caller,
                 row,
-                Record::Proposal,
                 id,
                 "Cannot reject proposal from different organization",
                 deadline,

@@ -7,8 +7,7 @@ use uuid::Uuid;
 use super::{ProcurementError, ProcurementService, REVIEWERS};
 use crate::auth::Caller;
 use crate::domain::{
-    Page, PageRequest, Proposal, ProposalDraft, ProposalType, Record, Request, RequestFilter,
-    ReviewDecision, SearchResults,
+    Proposal, ProposalDraft, ProposalType, Request, ReviewDecision, SearchResults,
 };
 use crate::resilience::Deadline;
 
@@ -37,42 +36,6 @@ impl ProcurementService {
             .await;
         let row = self.memberships.heed_refusal(caller.user_id, row).await?;
         Ok(row)
-    }
-
-    /// A page of the caller's org's requests.
-    ///
-    /// # Errors
-    /// The database's error.
-    pub async fn list_requests(
-        &self,
-        caller: &Caller,
-        filter: RequestFilter,
-        page: PageRequest,
-        deadline: Deadline,
-    ) -> Result<Page<Request>, ProcurementError> {
-        Ok(self
-            .supabase
-            .list_requests(&caller.access_token, caller.org_id, &filter, page, deadline)
-            .await?)
-    }
-
-    /// One request of the caller's org.
-    ///
-    /// # Errors
-    /// Not found, another org's, or the database's error.
-    pub async fn get_request(
-        &self,
-        caller: &Caller,
-        id: Uuid,
-        deadline: Deadline,
-    ) -> Result<Request, ProcurementError> {
-        let row = self
-            .supabase
-            .get_request(&caller.access_token, id, deadline)
-            .await?;
-        let org = row.as_ref().map(|r| r.org_id);
-        self.owned(caller, Record::Request, id, row, org, deadline)
-            .await
     }
 
     /// Approves or rejects a pending request; approving with `proposal`
@@ -107,10 +70,9 @@ impl ProcurementService {
             .heed_refusal(caller.user_id, reviewed)
             .await;
         let reviewed = self
-            .unless_other_orgs(
+            .unless_other_orgs::<Request, _>(
                 caller,
                 reviewed,
-                Record::Request,
                 id,
                 "Cannot review request from different organization",
                 deadline,

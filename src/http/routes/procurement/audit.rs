@@ -89,8 +89,8 @@ async fn audit_log(
     Params(page): Params<PageQuery>,
 ) -> Result<Json<AuditLog>, ApiError> {
     let filter = AuditFilter {
-        event_type: query.event_type.as_ref().map(|t| t.0.as_str()),
-        resource_type: query.resource_type.as_ref().map(|t| t.0.as_str()),
+        event_type: query.event_type.map(|t| t.0),
+        resource_type: query.resource_type.map(|t| t.0),
         resource_id: query.resource_id.map(|id| id.0),
     };
     let page = state

@@ -7,8 +7,6 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::Schema;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
@@ -153,7 +151,7 @@ async fn create_proposal(
 pub(super) struct ProposalListQuery {
     /// `pending`, `approved`, `rejected` or `merged`; every status when absent or empty.
     #[serde(default, deserialize_with = "from_query_or_empty")]
-    #[param(schema_with = proposal_status_filter)]
+    #[param(schema_with = ProposalStatus::filter_schema)]
     status: Option<ProposalStatus>,
 }
 
@@ -170,7 +168,7 @@ async fn list_proposals(
 ) -> Result<Json<ProposalList>, ApiError> {
     let page = state
         .procurement
-        .list_proposals(&caller, query.status, page.into(), deadline)
+        .list::<Proposal>(&caller, &query.status, page.into(), deadline)
         .await?;
     Ok(Json(page.into()))
 }
@@ -189,10 +187,7 @@ async fn get_proposal(
     deadline: Deadline,
     PathId(id, _): PathId<Proposal>,
 ) -> Result<Json<Proposal>, ApiError> {
-    let proposal = state
-        .procurement
-        .get_proposal(&caller, id, deadline)
-        .await?;
+    let proposal = state.procurement.get(&caller, id, deadline).await?;
     Ok(Json(proposal))
 }
 
@@ -253,8 +248,4 @@ async fn reject_proposal(
         .reject_proposal(&caller, id, notes.as_deref(), deadline)
         .await?;
     Ok(Json(proposal))
-}
-
-fn proposal_status_filter() -> RefOr<Schema> {
-    crate::domain::enum_schema(ProposalStatus::ALL.iter().map(|s| s.as_str()).chain([""]))
 }

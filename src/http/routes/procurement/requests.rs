@@ -6,8 +6,6 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::Schema;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::proposals::NewProposalBody;
@@ -94,7 +92,7 @@ async fn create_request(
 pub(super) struct RequestListQuery {
     /// `pending`, `approved` or `rejected`; every status when absent or empty.
     #[serde(default, deserialize_with = "from_query_or_empty")]
-    #[param(schema_with = request_status_filter)]
+    #[param(schema_with = RequestStatus::filter_schema)]
     status: Option<RequestStatus>,
     /// Only requests by this user.
     #[serde(default, deserialize_with = "from_query")]
@@ -118,7 +116,7 @@ async fn list_requests(
     };
     let page = state
         .procurement
-        .list_requests(&caller, filter, page.into(), deadline)
+        .list::<Request>(&caller, &filter, page.into(), deadline)
         .await?;
     Ok(Json(page.into()))
 }
@@ -137,7 +135,7 @@ async fn get_request(
     deadline: Deadline,
     PathId(id, _): PathId<Request>,
 ) -> Result<Json<Request>, ApiError> {
-    let request = state.procurement.get_request(&caller, id, deadline).await?;
+    let request = state.procurement.get(&caller, id, deadline).await?;
     Ok(Json(request))
 }
 
@@ -197,8 +195,4 @@ async fn review_request(
         )
         .await?;
     Ok(Json(ReviewedBody { request, proposal }))
-}
-
-fn request_status_filter() -> RefOr<Schema> {
-    crate::domain::enum_schema(RequestStatus::ALL.iter().map(|s| s.as_str()).chain([""]))
 }
