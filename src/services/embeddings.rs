@@ -80,6 +80,32 @@ impl EmbeddingService {
     }
 }
 
+impl EmbeddingService {
+    /// Embeds catalog items as documents to be found, one vector per item
+    /// in order, each from its [`ItemParts`] as [`catalog_item_text`]
+    /// joins them: what catalog writes, approvals, repair and imports store.
+    ///
+    /// # Errors
+    /// [`EmbeddingError`] as [`Self::embed`].
+    pub async fn embed_items<'a>(
+        &self,
+        items: impl IntoIterator<Item = ItemParts<'a>>,
+        org: Uuid,
+        deadline: Deadline,
+    ) -> Result<Vec<Vec<f32>>, EmbeddingError> {
+        let texts = items
+            .into_iter()
+            .map(|(name, category, description)| catalog_item_text(name, category, description))
+            .collect();
+        self.embed(texts, TaskType::RetrievalDocument, org, deadline)
+            .await
+    }
+}
+
+/// What of a catalog item its embedding is made from: the name, the
+/// category and the description.
+pub type ItemParts<'a> = (&'a str, Option<&'a str>, Option<&'a str>);
+
 /// Why texts could not be embedded.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum EmbeddingError {
@@ -111,7 +137,7 @@ async fn embed_chunk(
 
 /// The text embedded for a catalog item, as the original built it:
 /// `name | Category: category | description`, empty parts left out.
-pub fn catalog_item_text(name: &str, category: Option<&str>, description: Option<&str>) -> String {
+fn catalog_item_text(name: &str, category: Option<&str>, description: Option<&str>) -> String {
     let mut parts = vec![name.trim().to_owned()];
     if let Some(category) = category.map(str::trim).filter(|c| !c.is_empty()) {
         parts.push(format!("Category: {category}"));

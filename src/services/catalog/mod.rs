@@ -20,7 +20,7 @@ use crate::domain::{
     CatalogItem, ItemDraft, ItemStatus, Page, PageRequest, Role, SearchHit, TaskType,
 };
 use crate::resilience::Deadline;
-use crate::services::embeddings::{EmbeddingError, EmbeddingService, catalog_item_text};
+use crate::services::embeddings::{EmbeddingError, EmbeddingService};
 use crate::services::fan_out::TaskFailed;
 use crate::services::membership::MembershipDirectory;
 use crate::services::query_cache::{QueryCacheStatus, QueryEmbeddingCache};
@@ -194,19 +194,14 @@ impl CatalogService {
         deadline: Deadline,
     ) -> Result<CatalogItem, CatalogError> {
         caller.require(Role::Admin)?;
-        let text = catalog_item_text(
-            &item.name,
+        let parts = (
+            item.name.as_str(),
             item.category.as_deref(),
             item.description.as_deref(),
         );
         let vectors = self
             .embeddings
-            .embed(
-                vec![text],
-                TaskType::RetrievalDocument,
-                caller.org_id,
-                deadline,
-            )
+            .embed_items([parts], caller.org_id, deadline)
             .await?;
         let vector = vectors.first().map(Vec::as_slice).unwrap_or_default();
         let model_version = self.embeddings.model_version();

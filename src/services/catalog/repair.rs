@@ -13,9 +13,9 @@ use super::{CatalogError, CatalogService};
 use crate::auth::{Caller, NotAllowed};
 use crate::clients::gemini::MAX_EMBED_BATCH;
 use crate::clients::supabase::{ItemText, SupabaseClient};
-use crate::domain::{Role, TaskType};
+use crate::domain::Role;
 use crate::resilience::{CallError, Deadline};
-use crate::services::embeddings::{EmbeddingService, catalog_item_text};
+use crate::services::embeddings::EmbeddingService;
 use crate::services::fan_out::FanOut;
 
 /// Items read per page while repairing (the SQL function's own cap).
@@ -269,23 +269,12 @@ async fn repair_chunk(
     chunk: Vec<ItemText>,
     deadline: Deadline,
 ) -> Result<Vec<Uuid>, CatalogError> {
-    let texts = chunk
-        .iter()
-        .map(|item| {
-            catalog_item_text(
-                &item.name,
-                item.category.as_deref(),
-                item.description.as_deref(),
-            )
-        })
-        .collect();
+    let parts = chunk.iter().map(|item| {
+        let (category, description) = (item.category.as_deref(), item.description.as_deref());
+        (item.name.as_str(), category, description)
+    });
     let vectors = embeddings
-        .embed(
-            texts,
-            TaskType::RetrievalDocument,
-            org,
-            deadline.earlier_by(REPAIR_WRITE_RESERVE),
-        )
+        .embed_items(parts, org, deadline.earlier_by(REPAIR_WRITE_RESERVE))
         .await?;
     let rows: Vec<(Uuid, Vec<f32>)> = chunk.iter().map(|item| item.id).zip(vectors).collect();
     Ok(supabase

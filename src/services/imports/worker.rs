@@ -24,9 +24,9 @@ use crate::clients::supabase::{
     AppliedRow, Breach, ChunkRow, ClaimedImport, JobLease, Refusal, SupabaseCallError,
     SupabaseClient, SupabaseError,
 };
-use crate::domain::{ImportEnrichment, ImportJob, ImportMode, ImportOptions, TaskType};
+use crate::domain::{ImportEnrichment, ImportJob, ImportMode, ImportOptions};
 use crate::resilience::{CallError, Deadline};
-use crate::services::embeddings::{EmbeddingService, catalog_item_text};
+use crate::services::embeddings::EmbeddingService;
 use crate::services::enrichment::EnrichmentService;
 use crate::services::lease::{LEASE, LEASE_CALL_BUDGET as CALL_BUDGET, lease_seconds};
 
@@ -248,18 +248,16 @@ impl ImportWorker {
         let vectors = if to_embed.is_empty() {
             Vec::new()
         } else {
-            let texts = to_embed
-                .iter()
-                .map(|row| {
-                    catalog_item_text(
-                        &row.text_name,
-                        row.text_category.as_deref(),
-                        row.text_description.as_deref(),
-                    )
-                })
-                .collect();
+            let parts = to_embed.iter().map(|row| {
+                let category = row.text_category.as_deref();
+                (
+                    row.text_name.as_str(),
+                    category,
+                    row.text_description.as_deref(),
+                )
+            });
             self.embeddings
-                .embed(texts, TaskType::RetrievalDocument, org_id, deadline)
+                .embed_items(parts, org_id, deadline)
                 .await
                 .map_err(|e| ChunkError::Dependency(format!("Gemini: {e}")))?
         };

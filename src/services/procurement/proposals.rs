@@ -9,10 +9,9 @@ use super::{NewItemRequest, ProcurementError, ProcurementService, REVIEWERS};
 use crate::auth::Caller;
 use crate::clients::supabase::ItemEmbedding;
 use crate::domain::{
-    Metadata, Price, ProductUrl, Proposal, ProposalDraft, ProposalStatus, ProposalType, TaskType,
+    Metadata, Price, ProductUrl, Proposal, ProposalDraft, ProposalStatus, ProposalType,
 };
 use crate::resilience::Deadline;
-use crate::services::embeddings::catalog_item_text;
 use crate::services::enrichment::{Enrichment, EnrichmentRequest};
 
 impl ProcurementService {
@@ -77,19 +76,14 @@ impl ProcurementService {
         let vector = match (proposal.proposal_type, &proposal.item_name) {
             (ProposalType::DeprecateItem, _) | (_, None) => None,
             (_, Some(name)) => {
-                let text = catalog_item_text(
-                    name,
+                let parts = (
+                    name.as_str(),
                     proposal.item_category.as_deref(),
                     proposal.item_description.as_deref(),
                 );
                 let mut vectors = self
                     .embeddings
-                    .embed(
-                        vec![text],
-                        TaskType::RetrievalDocument,
-                        caller.org_id,
-                        deadline,
-                    )
+                    .embed_items([parts], caller.org_id, deadline)
                     .await?;
                 vectors.pop()
             }
