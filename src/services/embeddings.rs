@@ -82,8 +82,9 @@ impl EmbeddingService {
 
 impl EmbeddingService {
     /// Embeds catalog items as documents to be found, one vector per item
-    /// in order, each from its [`ItemParts`] as [`catalog_item_text`]
-    /// joins them: what catalog writes, approvals, repair and imports store.
+    /// in order, each from its [`ItemParts`] joined as the original did
+    /// (`name | Category: category | description`): what catalog writes,
+    /// approvals, repair and imports store.
     ///
     /// # Errors
     /// [`EmbeddingError`] as [`Self::embed`].
