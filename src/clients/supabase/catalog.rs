@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::page::OrgRows;
+use super::page::{OrgRows, status_column};
 use super::{Rpc, SupabaseCallError, SupabaseClient};
 use crate::domain::{CatalogItem, ItemDraft, ItemStatus, SearchHit};
 use crate::resilience::Deadline;
@@ -56,10 +56,7 @@ impl OrgRows for CatalogItem {
     type Filter = Option<ItemStatus>;
 
     fn filters(status: &Self::Filter) -> Vec<(&'static str, String)> {
-        status
-            .iter()
-            .map(|s| ("status", s.as_str().to_owned()))
-            .collect()
+        status_column(status.map(ItemStatus::as_str))
     }
 }
 

@@ -41,6 +41,14 @@ pub trait OrgRows: DeserializeOwned + Listed {
     fn filters(filter: &Self::Filter) -> Vec<(&'static str, String)>;
 }
 
+/// `status = ...` when a list is narrowed to one status.
+pub(super) fn status_column(status: Option<&str>) -> Vec<(&'static str, String)> {
+    status
+        .map(|s| ("status", s.to_owned()))
+        .into_iter()
+        .collect()
+}
+
 impl SupabaseClient {
     /// The row of `T`'s table with `id`, if the bearer of `token` may read it.
     pub(crate) async fn row_by_id<T: OrgRows>(

@@ -11,11 +11,12 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::catalog::{rpc_params, vector_literal};
-use super::page::OrgRows;
+use super::page::{OrgRows, status_column};
 use super::{ItemEmbedding, Rpc, SupabaseCallError, SupabaseClient};
 use crate::domain::{
     AuditEvent, AuditFilter, Metadata, Price, PricingType, ProductUrl, Proposal, ProposalDraft,
-    ProposalStatus, ProposalType, Record, Request, RequestFilter, ReviewDecision, SearchResults,
+    ProposalStatus, ProposalType, Record, Request, RequestFilter, RequestStatus, ReviewDecision,
+    SearchResults,
 };
 use crate::resilience::Deadline;
 
@@ -104,9 +105,9 @@ impl OrgRows for Request {
     type Filter = RequestFilter;
 
     fn filters(filter: &RequestFilter) -> Vec<(&'static str, String)> {
-        let status = filter.status.map(|s| ("status", s.as_str().to_owned()));
-        let created_by = filter.created_by.map(|u| ("created_by", u.to_string()));
-        status.into_iter().chain(created_by).collect()
+        let mut columns = status_column(filter.status.map(RequestStatus::as_str));
+        columns.extend(filter.created_by.map(|u| ("created_by", u.to_string())));
+        columns
     }
 }
 
@@ -116,10 +117,7 @@ impl OrgRows for Proposal {
     type Filter = Option<ProposalStatus>;
 
     fn filters(status: &Self::Filter) -> Vec<(&'static str, String)> {
-        status
-            .iter()
-            .map(|s| ("status", s.as_str().to_owned()))
-            .collect()
+        status_column(status.map(ProposalStatus::as_str))
     }
 }
 
